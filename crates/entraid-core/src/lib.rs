@@ -1,0 +1,49 @@
+//! # entraid-core
+//!
+//! The types every layer of entraid-rs speaks: [`Token`] and its [`Claims`], the [`IdentityProvider`] trait, the
+//! [`IdentityProviderResponse`] kinds and the [`ResponseParser`] hook, and [`Error`]. No HTTP, no async runtime.
+//!
+//! Bring your own identity crate by implementing [`IdentityProvider`]; the token manager (`entraid-manager`) and
+//! the fred adapter (`entraid-fred`) take any implementation, so your service pulls no HTTP stack from this
+//! project.
+//!
+//! ```
+//! use std::time::{SystemTime, UNIX_EPOCH};
+//! use entraid_core::{DefaultResponseParser, ResponseParser, TokenResponse};
+//!
+//! let exp = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 3600;
+//! let jwt = entraid_core::unsigned_jwt(&serde_json::json!({"oid": "4f1c...", "exp": exp}));
+//! let body = format!(r#"{{"access_token":"{jwt}","expires_in":"3599","token_type":"Bearer"}}"#);
+//!
+//! let response = TokenResponse::from_json(body.as_bytes()).unwrap();
+//! let token = DefaultResponseParser.parse(response.into(), SystemTime::now()).unwrap();
+//! assert_eq!(token.username(), "4f1c...");              // Redis username: the `oid` claim
+//! let _password: &str = token.access_token().expose_secret(); // Redis password: the token
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod error;
+mod jwt;
+mod parser;
+mod provider;
+mod response;
+mod secret;
+mod token;
+
+pub use error::{BoxError, EntraError, Error, is_retryable_status};
+pub use jwt::{Claims, JwtError, MAX_PAYLOAD_BYTES, base64url_encode, unsigned_jwt};
+pub use parser::{
+    DefaultResponseParser, FnParser, ResponseParser, SharedResponseParser, parser_fn,
+};
+pub use provider::{BoxFuture, IdentityProvider, SharedIdentityProvider};
+pub use response::{AccessToken, IdentityProviderResponse, TokenResponse, parse_expires_on};
+pub use secret::Secret;
+pub use token::Token;
+
+/// The scope for Azure Managed Redis, Azure Cache for Redis and Redis Enterprise, in every cloud.
+pub const REDIS_SCOPE: &str = "https://redis.azure.com/.default";
+
+/// The resource (the scope without `/.default`), as managed identity endpoints take it.
+pub const REDIS_RESOURCE: &str = "https://redis.azure.com";

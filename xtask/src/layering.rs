@@ -1,0 +1,324 @@
+//! The layering check: dependency edges that must never appear, read from `cargo metadata`.
+//!
+//! The arrows point one way: core <- manager, core <- identity, manager <- fred adapter. Only the fred adapter
+//! (and the test kit, CLI and end-to-end tests, which drive fred) may depend on fred; only the identity crate knows
+//! reqwest; nothing anywhere pulls openssl, native-tls or an Azure SDK crate.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+/// Crates each workspace crate must not reach through normal or build dependencies.
+const LAYER_RULES: &[(&str, &[&str])] = &[
+    ("entraid-core", &["tokio", "reqwest", "fred", "hyper"]),
+    (
+        "entraid-manager",
+        &["reqwest", "fred", "hyper", "entraid-identity"],
+    ),
+    (
+        "entraid-identity",
+        &["fred", "entraid-manager", "entraid-fred"],
+    ),
+    (
+        "entraid-example-custom-identity",
+        &["reqwest", "hyper", "entraid-identity"],
+    ),
+];
+
+/// The only workspace crates that may depend on `fred` directly.
+const FRED_ALLOWED: &[&str] = &[
+    "entraid-fred",
+    "entraid-cli",
+    "entraid-testkit",
+    "entraid-tests",
+];
+
+/// Crates that may not appear anywhere in the graph (by exact name, or by prefix when ending in `*`).
+const BANNED_EVERYWHERE: &[&str] = &[
+    "openssl",
+    "openssl-sys",
+    "native-tls",
+    "tokio-native-tls",
+    "azure_*",
+];
+
+/// One dependency edge.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Edge {
+    /// The dependency's package name.
+    pub(crate) to: String,
+    /// Whether it is only a dev-dependency (not pulled by users).
+    pub(crate) dev_only: bool,
+}
+
+/// The resolved dependency graph, by package name.
+#[derive(Debug, Default)]
+pub(crate) struct Graph {
+    members: BTreeSet<String>,
+    edges: BTreeMap<String, BTreeSet<Edge>>,
+}
+
+impl Graph {
+    /// Adds a workspace member (tests build graphs by hand).
+    #[cfg(test)]
+    pub(crate) fn member(mut self, name: &str) -> Self {
+        self.members.insert(name.to_owned());
+        self
+    }
+
+    /// Adds an edge (tests build graphs by hand).
+    #[cfg(test)]
+    pub(crate) fn edge(mut self, from: &str, to: &str, dev_only: bool) -> Self {
+        self.edges.entry(from.to_owned()).or_default().insert(Edge {
+            to: to.to_owned(),
+            dev_only,
+        });
+        self
+    }
+
+    /// Workspace member names.
+    pub(crate) fn members(&self) -> &BTreeSet<String> {
+        &self.members
+    }
+
+    /// Reads `cargo metadata --format-version 1` output.
+    pub(crate) fn from_metadata(json: &[u8]) -> Result<Self, String> {
+        let meta: Value =
+            serde_json::from_slice(json).map_err(|e| format!("cargo metadata output: {e}"))?;
+        let name_of: BTreeMap<&str, &str> = meta["packages"]
+            .as_array()
+            .ok_or("cargo metadata: no packages")?
+            .iter()
+            .filter_map(|p| Some((p["id"].as_str()?, p["name"].as_str()?)))
+            .collect();
+        let mut graph = Graph::default();
+        for id in meta["workspace_members"]
+            .as_array()
+            .ok_or("cargo metadata: no workspace_members")?
+        {
+            if let Some(name) = id.as_str().and_then(|id| name_of.get(id)) {
+                graph.members.insert((*name).to_owned());
+            }
+        }
+        for node in meta["resolve"]["nodes"]
+            .as_array()
+            .ok_or("cargo metadata: no resolve graph")?
+        {
+            let Some(from) = node["id"].as_str().and_then(|id| name_of.get(id)) else {
+                continue;
+            };
+            for dep in node["deps"].as_array().into_iter().flatten() {
+                let Some(to) = dep["pkg"].as_str().and_then(|id| name_of.get(id)) else {
+                    continue;
+                };
+                let kinds: Vec<Option<&str>> = dep["dep_kinds"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|k| k["kind"].as_str())
+                    .collect();
+                let dev_only = !kinds.is_empty() && kinds.iter().all(|k| *k == Some("dev"));
+                graph
+                    .edges
+                    .entry((*from).to_owned())
+                    .or_default()
+                    .insert(Edge {
+                        to: (*to).to_owned(),
+                        dev_only,
+                    });
+            }
+        }
+        Ok(graph)
+    }
+
+    /// Every package `start` pulls through normal and build dependencies, with one path to each.
+    fn reachable(&self, start: &str) -> BTreeMap<String, Vec<String>> {
+        let mut paths: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut queue = vec![vec![start.to_owned()]];
+        while let Some(path) = queue.pop() {
+            let Some(last) = path.last() else { continue };
+            for edge in self.edges.get(last).into_iter().flatten() {
+                if edge.dev_only || paths.contains_key(&edge.to) || edge.to == start {
+                    continue;
+                }
+                let mut next = path.clone();
+                next.push(edge.to.clone());
+                paths.insert(edge.to.clone(), next.clone());
+                queue.push(next);
+            }
+        }
+        paths
+    }
+
+    fn all_packages(&self) -> BTreeSet<&str> {
+        self.edges
+            .iter()
+            .flat_map(|(from, edges)| {
+                std::iter::once(from.as_str()).chain(edges.iter().map(|e| e.to.as_str()))
+            })
+            .chain(self.members.iter().map(String::as_str))
+            .collect()
+    }
+}
+
+fn banned(name: &str) -> bool {
+    BANNED_EVERYWHERE.iter().any(|b| match b.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => name == *b,
+    })
+}
+
+/// Every violation of the layering rules, as readable lines.
+pub(crate) fn check(graph: &Graph) -> Vec<String> {
+    let mut violations = Vec::new();
+    for (krate, forbidden) in LAYER_RULES {
+        if !graph.members.contains(*krate) {
+            continue;
+        }
+        let reachable = graph.reachable(krate);
+        for dep in *forbidden {
+            if let Some(path) = reachable.get(*dep) {
+                violations.push(format!(
+                    "{krate} must not depend on {dep} (path: {})",
+                    path.join(" -> ")
+                ));
+            }
+        }
+    }
+    for member in &graph.members {
+        if FRED_ALLOWED.contains(&member.as_str()) {
+            continue;
+        }
+        if graph
+            .edges
+            .get(member)
+            .into_iter()
+            .flatten()
+            .any(|e| e.to == "fred")
+        {
+            violations.push(format!(
+                "{member} must not depend on fred directly (only {} may)",
+                FRED_ALLOWED.join(", ")
+            ));
+        }
+    }
+    for package in graph.all_packages() {
+        if banned(package) {
+            violations.push(format!("{package} must not appear in the dependency graph (no openssl, native-tls or Azure SDK)"));
+        }
+    }
+    violations
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clean() -> Graph {
+        Graph::default()
+            .member("entraid-core")
+            .member("entraid-manager")
+            .member("entraid-identity")
+            .member("entraid-fred")
+            .edge("entraid-core", "serde", false)
+            .edge("entraid-core", "tokio", true) // dev-only: allowed
+            .edge("entraid-manager", "entraid-core", false)
+            .edge("entraid-manager", "tokio", false)
+            .edge("entraid-identity", "entraid-core", false)
+            .edge("entraid-identity", "reqwest", false)
+            .edge("reqwest", "rustls", false)
+            .edge("entraid-fred", "entraid-manager", false)
+            .edge("entraid-fred", "fred", false)
+            .edge("entraid-fred", "entraid-identity", false)
+    }
+
+    #[test]
+    fn a_clean_graph_passes() {
+        assert_eq!(check(&clean()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn core_on_tokio_fails() {
+        let v = check(&clean().edge("entraid-core", "tokio", false));
+        assert_eq!(
+            v,
+            vec!["entraid-core must not depend on tokio (path: entraid-core -> tokio)".to_owned()]
+        );
+    }
+
+    #[test]
+    fn transitive_edges_are_found_with_their_path() {
+        let v = check(&clean().edge("entraid-manager", "some-http", false).edge(
+            "some-http",
+            "reqwest",
+            false,
+        ));
+        assert_eq!(
+            v,
+            vec!["entraid-manager must not depend on reqwest (path: entraid-manager -> some-http -> reqwest)".to_owned()]
+        );
+    }
+
+    #[test]
+    fn identity_on_manager_or_fred_fails() {
+        let v = check(&clean().edge("entraid-identity", "entraid-manager", false));
+        assert_eq!(v.len(), 1, "{v:?}");
+        let v = check(&clean().edge("entraid-identity", "fred", false));
+        // Both the layer rule and the direct-fred rule fire.
+        assert_eq!(v.len(), 2, "{v:?}");
+    }
+
+    #[test]
+    fn only_allowed_crates_use_fred() {
+        let v = check(
+            &clean()
+                .member("entraid-tests")
+                .edge("entraid-tests", "fred", true),
+        );
+        assert!(v.is_empty(), "{v:?}");
+        let v = check(&clean().member("xtask").edge("xtask", "fred", true));
+        assert_eq!(v, vec!["xtask must not depend on fred directly (only entraid-fred, entraid-cli, entraid-testkit, entraid-tests may)".to_owned()]);
+    }
+
+    #[test]
+    fn banned_crates_fail_anywhere_even_as_dev_dependencies() {
+        let v = check(&clean().edge("reqwest", "native-tls", false));
+        assert_eq!(v.len(), 1, "{v:?}");
+        let v = check(&clean().edge("entraid-fred", "azure_identity", true));
+        assert_eq!(v.len(), 1, "{v:?}");
+        let v = check(&clean().edge("rustls", "openssl-sys", false));
+        assert_eq!(v.len(), 1, "{v:?}");
+    }
+
+    #[test]
+    fn custom_identity_example_pulls_no_reqwest() {
+        let g = clean().member("entraid-example-custom-identity").edge(
+            "entraid-example-custom-identity",
+            "entraid-fred",
+            false,
+        );
+        // entraid-fred reaches entraid-identity (and reqwest) in this graph: the example must not.
+        let v = check(&g);
+        assert_eq!(v.len(), 2, "{v:?}");
+        assert!(
+            v.iter().any(|l| l.contains("must not depend on reqwest")),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn reads_real_cargo_metadata() {
+        let output =
+            std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+                .args(["metadata", "--format-version", "1"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .output()
+                .unwrap();
+        assert!(output.status.success());
+        let graph = Graph::from_metadata(&output.stdout).unwrap();
+        assert!(graph.members().contains("entraid-core"));
+        assert!(graph.members().contains("xtask"));
+        assert!(graph.reachable("entraid-core").contains_key("serde"));
+        assert_eq!(check(&graph), Vec::<String>::new());
+    }
+}
