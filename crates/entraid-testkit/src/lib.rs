@@ -3,7 +3,10 @@
 //! An Entra ID emulator (every token endpoint and managed-identity host, real RS256 JWTs, scriptable faults) and a
 //! Redis harness whose gateway closes connections when their token expires, as Azure Managed Redis does.
 //!
-//! **Status: not implemented yet.** This crate holds only its documentation until the testkit issue lands.
+//! Status: [`keys`] (test keys, JWT signing and verification) works; the emulator and the Redis harness are being
+//! built.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod keys;
