@@ -19,6 +19,25 @@ use serde_json::{Value, json};
 
 use entraid_core::Claims;
 
+/// A random version-4 UUID (`xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx`), for object ids, `jti`s and trace ids.
+pub fn random_uuid() -> String {
+    let mut b = [0u8; 16];
+    random_bytes(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// Fills `out` with random bytes from the system's secure generator.
+pub fn random_bytes(out: &mut [u8]) {
+    use ring::rand::SecureRandom as _;
+    // The system random source does not fail on supported platforms.
+    SystemRandom::new()
+        .fill(out)
+        .expect("the system random generator is available");
+}
+
 /// The JWS algorithms the test kit signs and verifies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum JwsAlgorithm {
