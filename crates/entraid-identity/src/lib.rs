@@ -1,11 +1,68 @@
 //! # entraid-identity
 //!
-//! Entra ID identity flows spoken over raw HTTP (reqwest + rustls, no Azure SDK, no openssl): managed identity on
-//! every Azure host, client secret, certificate assertion, workload identity, environment, the default chain,
-//! developer CLIs, and the user flows. Each flow is an [`entraid_core::IdentityProvider`].
+//! Entra ID identity flows spoken over raw HTTP (reqwest + rustls with the ring provider; no Azure SDK, no
+//! openssl). Each flow is an [`entraid_core::IdentityProvider`], built from a builder whose defaults are
+//! documented; the default scope is `https://redis.azure.com/.default`.
 //!
-//! **Status: not implemented yet.** This crate holds only its documentation until the identity issues land; it
-//! exports nothing and pretends nothing.
+//! | flow | type | Cargo feature |
+//! |---|---|---|
+//! | managed identity: IMDS, App Service / Functions, Azure Arc, Cloud Shell, Azure ML, Service Fabric | `ManagedIdentityCredential` | `managed-identity` |
+//! | client secret | `ClientSecretCredential` | `client-secret` |
+//! | client certificate (private_key_jwt), PEM | `ClientCertificateCredential`, `ClientCertificate` | `client-certificate` |
+//! | client certificate from PKCS#12 / PFX | `ClientCertificate::from_pkcs12` | `pkcs12` |
+//! | workload identity (AKS), any federated assertion (callback or file) | `WorkloadIdentityCredential`, `ClientAssertionCredential` | `workload-identity` |
+//! | environment (`AZURE_CLIENT_SECRET`, `AZURE_CLIENT_CERTIFICATE_PATH`) | `EnvironmentCredential` | `environment` |
+//!
+//! Every feature is on by default; features are additive and never change another flow's behaviour.
+//!
+//! Every request goes through one pipeline ([`HttpClient`]): a timeout (30 s by default), no redirects, bodies
+//! capped at 1 MiB, a `client-request-id`, and `User-Agent: entraid-identity/<version>`. Errors are
+//! [`entraid_core::Error`]s: *unavailable* (this credential cannot work here) is told from *authentication failed*
+//! (Entra refused; the error carries the AADSTS codes, trace and correlation ids). Secrets (client secrets, keys,
+//! assertions, tokens, managed-identity headers) are [`entraid_core::Secret`]s and never appear in `Debug`,
+//! `Display`, logs or errors.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), entraid_core::Error> {
+//! use entraid_core::IdentityProvider;
+//! use entraid_identity::ClientSecretCredential;
+//!
+//! let credential = ClientSecretCredential::new("contoso.onmicrosoft.com", "<client id>", "<secret>".into())?;
+//! let token = credential.request_token().await?;
+//! # Ok(()) }
+//! ```
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod authority;
+mod env;
+mod form;
+mod http;
+
+#[cfg(any(
+    feature = "client-secret",
+    feature = "client-certificate",
+    feature = "workload-identity"
+))]
+mod confidential;
+
+#[cfg(feature = "client-secret")]
+mod client_secret;
+
+#[cfg(feature = "client-certificate")]
+mod certificate;
+
+pub use authority::{AZURE_AUTHORITY_HOST, Authority, AuthorityHost, AuthorityKind, TenantId};
+pub use env::Env;
+pub use http::{DEFAULT_TIMEOUT, HttpClient, HttpOptions, MAX_BODY_BYTES, USER_AGENT};
+
+#[cfg(feature = "client-secret")]
+pub use client_secret::{ClientSecretCredential, ClientSecretCredentialBuilder};
+
+#[cfg(feature = "client-certificate")]
+pub use certificate::{
+    ASSERTION_LIFETIME, ASSERTION_REUSE_MARGIN, AssertionAlgorithm, ClientCertificate,
+    ClientCertificateCredential, ClientCertificateCredentialBuilder,
+};
