@@ -10,4 +10,5 @@
 #![warn(missing_docs)]
 
 pub mod keys;
+pub mod redis;
 pub mod tls;

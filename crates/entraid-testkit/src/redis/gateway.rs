@@ -1,0 +1,1004 @@
+//! [`Gateway`]: a RESP-aware TCP (or TLS) proxy in front of one redis-server that enforces Entra ID token expiry
+//! the way Azure Managed Redis does.
+//!
+//! # What it does
+//!
+//! The gateway reads the client's requests (RESP multibulk or inline, pipelined, split anywhere) and forwards them
+//! to its backend connection. Replies come back byte for byte; the gateway never answers on its own, so the order
+//! of replies and every error text are the real server's.
+//!
+//! Requests that carry credentials are rewritten before forwarding:
+//!
+//! - `AUTH user token` (and `AUTH token`, user `default`) and `HELLO <proto> ... AUTH user token ...`: the gateway
+//!   verifies the token's RS256 signature with its [`JwtVerifier`] (by default the emulator's key), `aud` (by
+//!   default `https://redis.azure.com`), `exp` > now, `nbf` <= now (plus [`GatewayOptions::nbf_leeway`]) and that
+//!   `user` equals the token's `oid`. A valid token is replaced by the backend's own credentials, so the backend
+//!   answers `+OK` (or the `HELLO` reply, in the requested protocol); the connection's deadline becomes the token's
+//!   `exp`. An invalid token is replaced by a user the backend does not know, so the backend answers
+//!   `-WRONGPASS invalid username-password pair or user is disabled.` and the connection keeps its previous state.
+//!   Tokens never reach the backend.
+//! - The backend connection is not authenticated until the client authenticates, so commands before a successful
+//!   AUTH get the backend's own `-NOAUTH Authentication required.` (and `HELLO 3` without AUTH its own `NOAUTH`
+//!   text), and `RESET` really de-authenticates.
+//!
+//! At the deadline the gateway closes the connection (client and backend sides), counted as "closed by expiry" with
+//! the user and the connection's age, unless a newer valid AUTH moved the deadline. The deadline is measured on
+//! tokio's clock: `deadline = Instant::now() + (exp - SystemTime::now())`.
+//!
+//! # Protocol states the gateway follows
+//!
+//! It tracks, from the client's own commands, the protocol (`HELLO 2|3`), `MULTI` ... `EXEC`/`DISCARD`, `RESET`
+//! and the subscriptions (`(P|S)SUBSCRIBE`, `(P|S)UNSUBSCRIBE`):
+//!
+//! - In RESP2 subscriber mode redis-server refuses `AUTH` and `HELLO`
+//!   (`-ERR Can't execute 'auth': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this
+//!   context`). The gateway mirrors that: it forwards the command with refused credentials, the backend answers
+//!   with that error, and the deadline does not move. A RESP2 subscriber therefore cannot re-authenticate and is
+//!   closed when its token expires, as on Azure; a RESP3 subscriber can.
+//! - Inside `MULTI`, a valid `AUTH` is queued by the backend (`+QUEUED`, then `+OK` in the `EXEC` reply); the
+//!   gateway moves the deadline when it sees the command, not at `EXEC`.
+//! - State is tracked from the commands, not the replies: a subscription the server refused (for example an
+//!   `SSUBSCRIBE` answered with `MOVED`) still counts as one until unsubscribed.
+//!
+//! A request the gateway cannot frame (a RESP protocol error) is forwarded as is, with everything after it; the
+//! backend answers with its protocol error and closes the connection, as redis-server does.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use entraid_core::Secret;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::Error;
+use super::resp::{Request, encode_command, parse_request};
+use crate::keys::{JwtVerifier, TestKey};
+
+/// The audience Azure Managed Redis and Azure Cache for Redis accept.
+pub const REDIS_AUDIENCE: &str = "https://redis.azure.com";
+
+/// The user the gateway puts in a refused `AUTH` so that the backend answers `WRONGPASS` itself.
+const REFUSED_USER: &str = "entraid-gateway-refused";
+
+/// How long a TLS handshake may take before the gateway drops the connection.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Gateway settings.
+#[derive(Clone)]
+pub struct GatewayOptions {
+    /// Verifies token signatures. Default: trusts [`TestKey::entra`], the emulator's signing key.
+    pub verifier: JwtVerifier,
+    /// Accepted `aud` values (a token with an array `aud` needs one of them). Default: `["https://redis.azure.com"]`.
+    pub audiences: Vec<String>,
+    /// How far in the future `nbf` may be. Default: 5 s.
+    pub nbf_leeway: Duration,
+    /// Accept TLS with this server config instead of plain TCP. Default: none (plain TCP).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl Default for GatewayOptions {
+    fn default() -> Self {
+        Self {
+            verifier: JwtVerifier::new([TestKey::entra()]),
+            audiences: vec![REDIS_AUDIENCE.to_owned()],
+            nbf_leeway: Duration::from_secs(5),
+            tls: None,
+        }
+    }
+}
+
+impl fmt::Debug for GatewayOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GatewayOptions")
+            .field("audiences", &self.audiences)
+            .field("nbf_leeway", &self.nbf_leeway)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The redis-server behind a gateway and the credentials the gateway authenticates to it with. `Debug` hides the
+/// password.
+#[derive(Clone)]
+pub struct Backend {
+    /// The server's address.
+    pub addr: SocketAddr,
+    /// The ACL user (`default` for `requirepass`).
+    pub username: String,
+    /// The user's password.
+    pub password: Secret,
+}
+
+impl fmt::Debug for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Backend")
+            .field("addr", &self.addr)
+            .field("username", &self.username)
+            .field("password", &self.password)
+            .finish()
+    }
+}
+
+/// Why a gateway connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The token's `exp` passed without a newer valid AUTH: the gateway closed it.
+    Expired,
+    /// The client closed (or reset) its connection.
+    Client,
+    /// The backend closed its side (e.g. after `QUIT`, a protocol error or `CLIENT KILL`).
+    Backend,
+    /// The backend could not be reached.
+    BackendUnavailable,
+    /// The TLS handshake failed or timed out.
+    TlsHandshake,
+}
+
+/// A connection that has ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosedConnection {
+    /// The connection's id (in accept order, from 1).
+    pub id: u64,
+    /// The last authenticated user (`oid`), if any.
+    pub user: Option<String>,
+    /// How long the connection was open.
+    pub age: Duration,
+    /// Valid AUTHs after the first.
+    pub reauths: u64,
+    /// Why it ended.
+    pub reason: CloseReason,
+}
+
+/// A live connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    /// The connection's id (in accept order, from 1).
+    pub id: u64,
+    /// The client's address (none for in-memory streams).
+    pub peer: Option<SocketAddr>,
+    /// The authenticated user (`oid`), if any.
+    pub user: Option<String>,
+    /// When the gateway will close it (tokio clock), if authenticated.
+    pub deadline: Option<Instant>,
+    /// The current token's `exp` (unix seconds), if authenticated.
+    pub expires_at: Option<i64>,
+    /// Valid AUTHs after the first.
+    pub reauths: u64,
+    /// The protocol the client switched to (2 or 3).
+    pub protocol: u8,
+    /// How long it has been open.
+    pub age: Duration,
+}
+
+/// A snapshot of a gateway's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GatewayStats {
+    /// Connections accepted.
+    pub connections_accepted: u64,
+    /// Connections open now.
+    pub open_now: u64,
+    /// `AUTH` / `HELLO ... AUTH` commands whose token was accepted.
+    pub auth_ok: u64,
+    /// `AUTH` / `HELLO ... AUTH` commands refused (bad token, or refused by the server's state).
+    pub auth_failed: u64,
+    /// Accepted AUTHs on connections that were already authenticated (re-authentications), all connections.
+    pub reauths: u64,
+    /// Connections closed because their token expired.
+    pub closed_by_expiry: u64,
+    /// Every connection that has ended, in order of closing.
+    pub closed: Vec<ClosedConnection>,
+}
+
+impl GatewayStats {
+    /// The connections closed by expiry.
+    pub fn expired(&self) -> impl Iterator<Item = &ClosedConnection> {
+        self.closed
+            .iter()
+            .filter(|c| c.reason == CloseReason::Expired)
+    }
+
+    /// Adds another gateway's counters to these (for a cluster).
+    pub fn merge(&mut self, other: &GatewayStats) {
+        self.connections_accepted += other.connections_accepted;
+        self.open_now += other.open_now;
+        self.auth_ok += other.auth_ok;
+        self.auth_failed += other.auth_failed;
+        self.reauths += other.reauths;
+        self.closed_by_expiry += other.closed_by_expiry;
+        self.closed.extend(other.closed.iter().cloned());
+    }
+}
+
+struct LiveConnection {
+    peer: Option<SocketAddr>,
+    started: Instant,
+    user: Option<String>,
+    deadline: Option<Instant>,
+    expires_at: Option<i64>,
+    reauths: u64,
+    protocol: u8,
+}
+
+pub(crate) struct Shared {
+    options: GatewayOptions,
+    backend: Backend,
+    next_id: AtomicU64,
+    accepted: AtomicU64,
+    auth_ok: AtomicU64,
+    auth_failed: AtomicU64,
+    reauths: AtomicU64,
+    closed_by_expiry: AtomicU64,
+    live: Mutex<HashMap<u64, LiveConnection>>,
+    closed: Mutex<Vec<ClosedConnection>>,
+    changes: watch::Sender<u64>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The data is plain counters and records: a panic elsewhere does not make it inconsistent.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    pub(crate) fn new(backend: Backend, options: GatewayOptions) -> Arc<Self> {
+        Arc::new(Self {
+            options,
+            backend,
+            next_id: AtomicU64::new(1),
+            accepted: AtomicU64::new(0),
+            auth_ok: AtomicU64::new(0),
+            auth_failed: AtomicU64::new(0),
+            reauths: AtomicU64::new(0),
+            closed_by_expiry: AtomicU64::new(0),
+            live: Mutex::new(HashMap::new()),
+            closed: Mutex::new(Vec::new()),
+            changes: watch::channel(0).0,
+        })
+    }
+
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    pub(crate) fn stats(&self) -> GatewayStats {
+        let open_now = lock(&self.live).len() as u64;
+        GatewayStats {
+            connections_accepted: self.accepted.load(Ordering::SeqCst),
+            open_now,
+            auth_ok: self.auth_ok.load(Ordering::SeqCst),
+            auth_failed: self.auth_failed.load(Ordering::SeqCst),
+            reauths: self.reauths.load(Ordering::SeqCst),
+            closed_by_expiry: self.closed_by_expiry.load(Ordering::SeqCst),
+            closed: lock(&self.closed).clone(),
+        }
+    }
+
+    fn connections(&self) -> Vec<ConnectionInfo> {
+        let now = Instant::now();
+        let mut list: Vec<ConnectionInfo> = lock(&self.live)
+            .iter()
+            .map(|(id, c)| ConnectionInfo {
+                id: *id,
+                peer: c.peer,
+                user: c.user.clone(),
+                deadline: c.deadline,
+                expires_at: c.expires_at,
+                reauths: c.reauths,
+                protocol: c.protocol,
+                age: now.saturating_duration_since(c.started),
+            })
+            .collect();
+        list.sort_by_key(|c| c.id);
+        list
+    }
+
+    /// Registers a new connection and returns its id.
+    pub(crate) fn register(&self, peer: Option<SocketAddr>) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
+        self.accepted.fetch_add(1, Ordering::SeqCst);
+        lock(&self.live).insert(
+            id,
+            LiveConnection {
+                peer,
+                started: Instant::now(),
+                user: None,
+                deadline: None,
+                expires_at: None,
+                reauths: 0,
+                protocol: 2,
+            },
+        );
+        self.changed();
+        id
+    }
+
+    fn unregister(&self, id: u64, reason: CloseReason) {
+        let Some(live) = lock(&self.live).remove(&id) else {
+            return;
+        };
+        let record = ClosedConnection {
+            id,
+            user: live.user,
+            age: Instant::now().saturating_duration_since(live.started),
+            reauths: live.reauths,
+            reason,
+        };
+        if reason == CloseReason::Expired {
+            self.closed_by_expiry.fetch_add(1, Ordering::SeqCst);
+            tracing::info!(id, user = ?record.user, age = ?record.age, reauths = record.reauths,
+                "gateway closed a connection: token expired");
+        } else {
+            tracing::debug!(id, ?reason, "gateway connection closed");
+        }
+        lock(&self.closed).push(record);
+        self.changed();
+    }
+
+    fn update(&self, id: u64, f: impl FnOnce(&mut LiveConnection)) {
+        if let Some(live) = lock(&self.live).get_mut(&id) {
+            f(live);
+        }
+        self.changed();
+    }
+}
+
+/// Marks a connection closed when dropped (also when its task is aborted).
+struct Registration {
+    shared: Arc<Shared>,
+    id: u64,
+    reason: CloseReason,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.shared.unregister(self.id, self.reason);
+    }
+}
+
+/// Why the gateway refused a token (for logs; the client sees the server's `WRONGPASS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    NotUtf8,
+    Signature,
+    Audience,
+    NoExpiry,
+    Expired,
+    NotYetValid,
+    NoOid,
+    UserMismatch,
+    /// A valid token, but redis-server refuses AUTH in RESP2 subscriber mode.
+    SubscriberContext,
+}
+
+struct ValidToken {
+    oid: String,
+    exp: i64,
+}
+
+fn unix_now() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+impl Shared {
+    fn check_token(&self, user: &[u8], token: &[u8]) -> Result<ValidToken, Refusal> {
+        let user = std::str::from_utf8(user).map_err(|_| Refusal::NotUtf8)?;
+        let token = std::str::from_utf8(token).map_err(|_| Refusal::NotUtf8)?;
+        let verified = self
+            .options
+            .verifier
+            .verify(token)
+            .map_err(|_| Refusal::Signature)?;
+        let claims = verified.claims;
+        let audience_ok = match claims.get("aud") {
+            Some(serde_json::Value::String(aud)) => self.options.audiences.contains(aud),
+            Some(serde_json::Value::Array(auds)) => auds
+                .iter()
+                .filter_map(serde_json::Value::as_str)
+                .any(|a| self.options.audiences.iter().any(|x| x == a)),
+            _ => false,
+        };
+        if !audience_ok {
+            return Err(Refusal::Audience);
+        }
+        let now = unix_now();
+        let now_secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        let exp = claims.exp().ok_or(Refusal::NoExpiry)?;
+        if exp <= now_secs {
+            return Err(Refusal::Expired);
+        }
+        if let Some(nbf) = claims.nbf() {
+            let leeway = i64::try_from(self.options.nbf_leeway.as_secs()).unwrap_or(i64::MAX);
+            if nbf > now_secs.saturating_add(leeway) {
+                return Err(Refusal::NotYetValid);
+            }
+        }
+        let oid = claims.oid().ok_or(Refusal::NoOid)?;
+        if oid != user {
+            return Err(Refusal::UserMismatch);
+        }
+        Ok(ValidToken {
+            oid: oid.to_owned(),
+            exp,
+        })
+    }
+}
+
+/// The tokio instant at which a token expiring at `exp` (unix seconds) expires.
+fn deadline_for(exp: i64) -> Instant {
+    let exp = Duration::from_secs(u64::try_from(exp).unwrap_or(0));
+    Instant::now() + exp.saturating_sub(unix_now())
+}
+
+/// Per-connection protocol state, tracked from the client's commands.
+struct Session {
+    shared: Arc<Shared>,
+    id: u64,
+    authenticated: bool,
+    user: Option<String>,
+    protocol: u8,
+    in_multi: bool,
+    channels: HashSet<Bytes>,
+    patterns: HashSet<Bytes>,
+    shard_channels: HashSet<Bytes>,
+    deadline: watch::Sender<Option<Instant>>,
+}
+
+fn is(arg: &[u8], name: &str) -> bool {
+    arg.eq_ignore_ascii_case(name.as_bytes())
+}
+
+/// Whether redis-server accepts this client name (no spaces, newlines or other special characters).
+fn valid_client_name(name: &[u8]) -> bool {
+    name.iter().all(|b| (b'!'..=b'~').contains(b))
+}
+
+impl Session {
+    fn resp2_subscribed(&self) -> bool {
+        self.protocol == 2
+            && !(self.channels.is_empty()
+                && self.patterns.is_empty()
+                && self.shard_channels.is_empty())
+    }
+
+    fn accept_auth(&mut self, token: ValidToken) {
+        let deadline = deadline_for(token.exp);
+        let reauth = self.authenticated;
+        self.authenticated = true;
+        self.user = Some(token.oid.clone());
+        self.shared.auth_ok.fetch_add(1, Ordering::SeqCst);
+        if reauth {
+            self.shared.reauths.fetch_add(1, Ordering::SeqCst);
+        }
+        tracing::debug!(id = self.id, user = %token.oid, exp = token.exp, reauth, "gateway AUTH accepted");
+        self.deadline.send_replace(Some(deadline));
+        self.shared.update(self.id, |live| {
+            live.user = Some(token.oid);
+            live.deadline = Some(deadline);
+            live.expires_at = Some(token.exp);
+            if reauth {
+                live.reauths += 1;
+            }
+        });
+    }
+
+    fn refuse_auth(&self, why: Refusal) {
+        self.shared.auth_failed.fetch_add(1, Ordering::SeqCst);
+        tracing::debug!(id = self.id, reason = ?why, "gateway AUTH refused");
+        self.shared.changed();
+    }
+
+    fn backend_credentials(&self) -> [Bytes; 2] {
+        let b = &self.shared.backend;
+        [
+            Bytes::copy_from_slice(b.username.as_bytes()),
+            Bytes::copy_from_slice(b.password.expose_secret().as_bytes()),
+        ]
+    }
+
+    fn refused_credentials() -> [Bytes; 2] {
+        [Bytes::from_static(REFUSED_USER.as_bytes()), Bytes::from_static(b"-")]
+    }
+
+    /// Handles one request: appends what to send to the backend to `out`.
+    fn handle(&mut self, request: Request, raw: &[u8], out: &mut BytesMut) {
+        let args = request.args;
+        let Some(name) = args.first() else {
+            out.extend_from_slice(raw);
+            return;
+        };
+        if is(name, "AUTH") {
+            self.handle_auth(args, out);
+            return;
+        }
+        if is(name, "HELLO") {
+            self.handle_hello(args, raw, out);
+            return;
+        }
+        out.extend_from_slice(raw);
+        if is(name, "RESET") {
+            self.authenticated = false;
+            self.user = None;
+            self.protocol = 2;
+            self.in_multi = false;
+            self.channels.clear();
+            self.patterns.clear();
+            self.shard_channels.clear();
+            self.deadline.send_replace(None);
+            self.shared.update(self.id, |live| {
+                live.user = None;
+                live.deadline = None;
+                live.expires_at = None;
+                live.protocol = 2;
+            });
+            return;
+        }
+        if !self.authenticated {
+            return;
+        }
+        if is(name, "MULTI") {
+            self.in_multi = true;
+        } else if is(name, "EXEC") || is(name, "DISCARD") {
+            self.in_multi = false;
+        } else if !self.in_multi {
+            let (set, subscribe) = if is(name, "SUBSCRIBE") {
+                (&mut self.channels, true)
+            } else if is(name, "UNSUBSCRIBE") {
+                (&mut self.channels, false)
+            } else if is(name, "PSUBSCRIBE") {
+                (&mut self.patterns, true)
+            } else if is(name, "PUNSUBSCRIBE") {
+                (&mut self.patterns, false)
+            } else if is(name, "SSUBSCRIBE") {
+                (&mut self.shard_channels, true)
+            } else if is(name, "SUNSUBSCRIBE") {
+                (&mut self.shard_channels, false)
+            } else {
+                return;
+            };
+            let targets = &args[1..];
+            if subscribe {
+                set.extend(targets.iter().map(|t| Bytes::copy_from_slice(t)));
+            } else if targets.is_empty() {
+                set.clear();
+            } else {
+                for target in targets {
+                    set.remove(target);
+                }
+            }
+        }
+    }
+
+    fn handle_auth(&mut self, args: Vec<Bytes>, out: &mut BytesMut) {
+        let (user, token) = match args.len() {
+            2 => (&b"default"[..], &args[1]),
+            3 => (&args[1][..], &args[2]),
+            n => {
+                // Wrong arity: the backend answers its own error; the arguments (maybe a token) are not sent.
+                let mut placeholder = vec![args[0].clone()];
+                placeholder.extend((1..n).map(|_| Bytes::from_static(b"-")));
+                encode_command(&placeholder, out);
+                return;
+            }
+        };
+        let verdict = self.shared.check_token(user, token);
+        let [u, p] = match verdict {
+            Ok(valid) if !self.resp2_subscribed() => {
+                self.accept_auth(valid);
+                self.backend_credentials()
+            }
+            Ok(_) => {
+                self.refuse_auth(Refusal::SubscriberContext);
+                Self::refused_credentials()
+            }
+            Err(why) => {
+                self.refuse_auth(why);
+                Self::refused_credentials()
+            }
+        };
+        encode_command(&[args[0].clone(), u, p], out);
+    }
+
+    fn handle_hello(&mut self, mut args: Vec<Bytes>, raw: &[u8], out: &mut BytesMut) {
+        // Parse as redis-server's helloCommand does.
+        let protover = match args.get(1) {
+            None => None,
+            Some(v) => match std::str::from_utf8(v).ok().and_then(|s| s.parse::<i64>().ok()) {
+                Some(p) if (2..=3).contains(&p) => Some(p),
+                _ => {
+                    // NOPROTO or a syntax error from the backend; credentials are not sent.
+                    Self::blank_hello_credentials(&mut args);
+                    encode_command(&args, out);
+                    return;
+                }
+            },
+        };
+        let mut auth_at = Vec::new();
+        let mut name_ok = true;
+        let mut syntax_ok = true;
+        let mut j = 2;
+        while j < args.len() {
+            let more = args.len() - 1 - j;
+            if is(&args[j], "AUTH") && more >= 2 {
+                auth_at.push(j + 1);
+                j += 3;
+            } else if is(&args[j], "SETNAME") && more >= 1 {
+                name_ok = valid_client_name(&args[j + 1]);
+                j += 2;
+            } else {
+                syntax_ok = false;
+                break;
+            }
+        }
+        let Some(&last_auth) = auth_at.last() else {
+            out.extend_from_slice(raw);
+            if self.authenticated
+                && syntax_ok
+                && name_ok
+                && !self.in_multi
+                && !self.resp2_subscribed()
+                && let Some(p) = protover
+            {
+                self.set_protocol(p);
+            }
+            return;
+        };
+        if !syntax_ok {
+            Self::blank_hello_credentials(&mut args);
+            encode_command(&args, out);
+            return;
+        }
+        let verdict = self
+            .shared
+            .check_token(&args[last_auth], &args[last_auth + 1]);
+        let [u, p] = match verdict {
+            Ok(valid) if !self.resp2_subscribed() => {
+                self.accept_auth(valid);
+                if name_ok
+                    && !self.in_multi
+                    && let Some(p) = protover
+                {
+                    self.set_protocol(p);
+                }
+                self.backend_credentials()
+            }
+            Ok(_) => {
+                self.refuse_auth(Refusal::SubscriberContext);
+                Self::refused_credentials()
+            }
+            Err(why) => {
+                self.refuse_auth(why);
+                Self::refused_credentials()
+            }
+        };
+        for at in auth_at {
+            args[at] = u.clone();
+            args[at + 1] = p.clone();
+        }
+        encode_command(&args, out);
+    }
+
+    /// Replaces the arguments after any `AUTH` option of a malformed `HELLO` (the backend refuses it anyway).
+    fn blank_hello_credentials(args: &mut [Bytes]) {
+        let [u, p] = Self::refused_credentials();
+        let mut j = 2;
+        while j < args.len() {
+            if is(&args[j], "AUTH") && j + 2 < args.len() {
+                args[j + 1] = u.clone();
+                args[j + 2] = p.clone();
+                j += 3;
+            } else {
+                j += 1;
+            }
+        }
+    }
+
+    fn set_protocol(&mut self, protocol: i64) {
+        let protocol = if protocol == 3 { 3 } else { 2 };
+        self.protocol = protocol;
+        self.shared.update(self.id, |live| live.protocol = protocol);
+    }
+}
+
+/// Copies client requests to the backend, rewriting credentials. Returns when the client closes.
+async fn pump_requests<R, W>(
+    session: &mut Session,
+    client: &mut R,
+    backend: &mut W,
+) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    let mut out = BytesMut::with_capacity(16 * 1024);
+    let mut passthrough = false;
+    loop {
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(16 * 1024);
+        }
+        if client.read_buf(&mut buf).await? == 0 {
+            backend.shutdown().await?;
+            return Ok(());
+        }
+        if passthrough {
+            backend.write_all(&buf).await?;
+            buf.clear();
+            continue;
+        }
+        let mut view = buf.split().freeze();
+        loop {
+            match parse_request(&view) {
+                Ok(Some((request, used))) => {
+                    let raw = view.split_to(used);
+                    session.handle(request, &raw, &mut out);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(id = session.id, error = %e, "client request not framed: forwarding the rest as is");
+                    out.extend_from_slice(&view);
+                    view.clear();
+                    passthrough = true;
+                    break;
+                }
+            }
+        }
+        if !view.is_empty() {
+            buf = match view.try_into_mut() {
+                Ok(unique) => unique,
+                Err(shared) => BytesMut::from(&shared[..]),
+            };
+        }
+        if !out.is_empty() {
+            backend.write_all(&out).await?;
+            backend.flush().await?;
+            out.clear();
+        }
+    }
+}
+
+/// Resolves when the deadline in `rx` passes; a new value re-arms it.
+async fn wait_for_deadline(mut rx: watch::Receiver<Option<Instant>>) {
+    loop {
+        let current = *rx.borrow_and_update();
+        match current {
+            Some(deadline) => {
+                tokio::select! {
+                    () = tokio::time::sleep_until(deadline) => return,
+                    changed = rx.changed() => if changed.is_err() {
+                        tokio::time::sleep_until(deadline).await;
+                        return;
+                    },
+                }
+            }
+            None => {
+                if rx.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        }
+    }
+}
+
+/// Serves one client connection over `client`, talking to the backend over `backend`.
+pub(crate) async fn serve_connection<C, B>(shared: Arc<Shared>, id: u64, client: C, backend: B)
+where
+    C: AsyncRead + AsyncWrite + Unpin + Send,
+    B: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let mut registration = Registration {
+        shared: shared.clone(),
+        id,
+        reason: CloseReason::Client,
+    };
+    let (deadline_tx, deadline_rx) = watch::channel(None);
+    let mut session = Session {
+        shared,
+        id,
+        authenticated: false,
+        user: None,
+        protocol: 2,
+        in_multi: false,
+        channels: HashSet::new(),
+        patterns: HashSet::new(),
+        shard_channels: HashSet::new(),
+        deadline: deadline_tx,
+    };
+    let (mut client_rd, mut client_wr) = tokio::io::split(client);
+    let (mut backend_rd, mut backend_wr) = tokio::io::split(backend);
+    let reason = {
+        let up = pump_requests(&mut session, &mut client_rd, &mut backend_wr);
+        let down = tokio::io::copy(&mut backend_rd, &mut client_wr);
+        let expiry = wait_for_deadline(deadline_rx);
+        tokio::pin!(up, down, expiry);
+        let mut client_done = false;
+        loop {
+            tokio::select! {
+                r = &mut up, if !client_done => {
+                    client_done = true;
+                    if r.is_err() {
+                        break CloseReason::Client;
+                    }
+                    // The client half-closed: the backend was told and closes; keep relaying until it does.
+                }
+                r = &mut down => {
+                    break match r {
+                        Ok(_) if !client_done => CloseReason::Backend,
+                        _ => CloseReason::Client,
+                    };
+                }
+                () = &mut expiry => break CloseReason::Expired,
+            }
+        }
+    };
+    registration.reason = reason;
+    if reason == CloseReason::Expired {
+        // Best effort: a FIN (and a TLS close_notify) to the client; the backend side is simply dropped.
+        let _ = tokio::time::timeout(Duration::from_secs(1), client_wr.shutdown()).await;
+    }
+}
+
+/// A running gateway. Dropping it stops accepting and closes every connection it serves.
+pub struct Gateway {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    tls: bool,
+    task: JoinHandle<()>,
+}
+
+impl fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Gateway")
+            .field("addr", &self.addr)
+            .field("backend", &self.shared.backend)
+            .field("tls", &self.tls)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// Starts a gateway on `127.0.0.1`, a free port, in front of `backend`.
+    pub async fn start(backend: Backend, options: GatewayOptions) -> Result<Self, Error> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::from_listener(listener, backend, options)
+    }
+
+    /// Starts a gateway on an already bound listener (to know its port before the backend starts, as a cluster
+    /// node announcing its gateway's port needs). Must be called within a tokio runtime.
+    pub fn from_listener(
+        listener: TcpListener,
+        backend: Backend,
+        options: GatewayOptions,
+    ) -> Result<Self, Error> {
+        let addr = listener.local_addr()?;
+        let tls = options
+            .tls
+            .clone()
+            .map(tokio_rustls::TlsAcceptor::from);
+        let shared = Shared::new(backend, options);
+        let task = tokio::spawn(accept_loop(listener, shared.clone(), tls.clone()));
+        Ok(Self {
+            addr,
+            shared,
+            tls: tls.is_some(),
+            task,
+        })
+    }
+
+    /// The address clients connect to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The backend's address.
+    pub fn backend_addr(&self) -> SocketAddr {
+        self.shared.backend.addr
+    }
+
+    /// Whether clients must speak TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> GatewayStats {
+        self.shared.stats()
+    }
+
+    /// The live connections, by id: user, deadline, re-AUTHs, protocol, age.
+    pub fn connections(&self) -> Vec<ConnectionInfo> {
+        self.shared.connections()
+    }
+
+    /// Waits until `condition` holds for the stats (checked at once and after every change), or fails with
+    /// [`Error::Timeout`] after `timeout` (tokio clock).
+    pub async fn wait_for(
+        &self,
+        timeout: Duration,
+        condition: impl Fn(&GatewayStats) -> bool,
+    ) -> Result<GatewayStats, Error> {
+        let mut changes = self.shared.changes.subscribe();
+        let wait = async {
+            loop {
+                changes.borrow_and_update();
+                let stats = self.stats();
+                if condition(&stats) {
+                    return stats;
+                }
+                if changes.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.map_err(|_| {
+            Error::Timeout(format!(
+                "gateway stats condition not met in {timeout:?}: {:?}",
+                self.stats()
+            ))
+        })
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
+    // Connection tasks live in this set: aborting the accept loop drops it, which aborts them all.
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        while connections.try_join_next().is_some() {}
+        let (tcp, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "gateway accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let shared = shared.clone();
+        let tls = tls.clone();
+        connections.spawn(async move {
+            let id = shared.register(Some(peer));
+            let backend = match TcpStream::connect(shared.backend.addr).await {
+                Ok(backend) => backend,
+                Err(e) => {
+                    tracing::warn!(id, error = %e, "gateway could not reach its backend");
+                    shared.unregister(id, CloseReason::BackendUnavailable);
+                    return;
+                }
+            };
+            let _ = backend.set_nodelay(true);
+            match tls {
+                None => serve_connection(shared, id, tcp, backend).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => serve_connection(shared, id, stream, backend).await,
+                        Ok(Err(e)) => {
+                            tracing::debug!(id, error = %e, "gateway TLS handshake failed");
+                            shared.unregister(id, CloseReason::TlsHandshake);
+                        }
+                        Err(_) => shared.unregister(id, CloseReason::TlsHandshake),
+                    }
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,547 @@
+//! RESP framing: a request parser that follows redis-server's own rules (multibulk and inline commands,
+//! pipelined and partial input), a RESP2/RESP3 reply parser, and the command encoder.
+//!
+//! The gateway only needs request framing: replies flow back verbatim. The reply parser serves the raw client
+//! ([`super::RespClient`]) used by tests and benchmarks.
+
+use bytes::{BufMut as _, Bytes, BytesMut};
+
+/// Largest bulk string redis-server accepts by default (`proto-max-bulk-len`, 512 MiB).
+const MAX_BULK_LEN: i64 = 512 * 1024 * 1024;
+/// Largest multibulk count redis-server accepts (`INT_MAX`).
+const MAX_MULTIBULK_LEN: i64 = i32::MAX as i64;
+/// Largest inline request redis-server accepts (`PROTO_INLINE_MAX_SIZE`, 64 KiB).
+const MAX_INLINE_LEN: usize = 64 * 1024;
+/// Deepest nesting of aggregate replies the reply parser follows.
+const MAX_DEPTH: usize = 64;
+
+/// Why a byte stream is not valid RESP. The message names the rule, never the data.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("RESP protocol error: {0}")]
+pub struct ProtocolError(pub(crate) &'static str);
+
+/// One client request: its arguments and how many input bytes it used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Request {
+    /// The arguments, command name first. Empty for an empty line or `*0` (redis-server ignores both).
+    pub(crate) args: Vec<Bytes>,
+    /// Whether the request was an inline command (a text line) rather than a multibulk array.
+    pub(crate) inline: bool,
+}
+
+/// Parses one request from the start of `buf`.
+///
+/// Returns `Ok(None)` when `buf` holds only part of a request, and `Ok(Some((request, used)))` otherwise. The
+/// rules are redis-server's (`processMultibulkBuffer` / `processInlineBuffer`): a request starting with `*` is an
+/// array of `$` bulk strings, anything else is an inline line split like `sdssplitargs`. Like redis-server, the two
+/// bytes after a bulk string's data are skipped, not checked.
+pub(crate) fn parse_request(buf: &Bytes) -> Result<Option<(Request, usize)>, ProtocolError> {
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    if buf[0] == b'*' {
+        parse_multibulk(buf)
+    } else {
+        parse_inline(buf)
+    }
+}
+
+fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
+    buf.get(from..)?
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .map(|p| p + from)
+}
+
+/// Parses a decimal integer the way redis-server's `string2ll` does (no `+`, no leading zeros, optional `-`).
+fn parse_int(digits: &[u8]) -> Option<i64> {
+    let s = std::str::from_utf8(digits).ok()?;
+    if s.is_empty() || s.starts_with('+') {
+        return None;
+    }
+    let unsigned = s.strip_prefix('-').unwrap_or(s);
+    if unsigned.len() > 1 && unsigned.starts_with('0') {
+        return None;
+    }
+    s.parse().ok()
+}
+
+fn parse_multibulk(buf: &Bytes) -> Result<Option<(Request, usize)>, ProtocolError> {
+    let Some(end) = find_crlf(buf, 1) else {
+        if buf.len() > MAX_INLINE_LEN {
+            return Err(ProtocolError("too big mbulk count string"));
+        }
+        return Ok(None);
+    };
+    let count = parse_int(&buf[1..end])
+        .filter(|n| *n <= MAX_MULTIBULK_LEN)
+        .ok_or(ProtocolError("invalid multibulk length"))?;
+    let mut pos = end + 2;
+    if count <= 0 {
+        return Ok(Some((
+            Request {
+                args: Vec::new(),
+                inline: false,
+            },
+            pos,
+        )));
+    }
+    // Do not trust the count for the allocation: it can be huge while the data is not there yet.
+    let mut args = Vec::with_capacity(usize::try_from(count.min(64)).unwrap_or(64));
+    for _ in 0..count {
+        let Some(&first) = buf.get(pos) else {
+            return Ok(None);
+        };
+        if first != b'$' {
+            return Err(ProtocolError("expected '$'"));
+        }
+        let Some(end) = find_crlf(buf, pos + 1) else {
+            if buf.len() - pos > MAX_INLINE_LEN {
+                return Err(ProtocolError("too big bulk count string"));
+            }
+            return Ok(None);
+        };
+        let len = parse_int(&buf[pos + 1..end])
+            .filter(|n| (0..=MAX_BULK_LEN).contains(n))
+            .ok_or(ProtocolError("invalid bulk length"))?;
+        let len = usize::try_from(len).map_err(|_| ProtocolError("invalid bulk length"))?;
+        let data = end + 2;
+        if buf.len() < data + len + 2 {
+            return Ok(None);
+        }
+        args.push(buf.slice(data..data + len));
+        pos = data + len + 2;
+    }
+    Ok(Some((
+        Request {
+            args,
+            inline: false,
+        },
+        pos,
+    )))
+}
+
+fn parse_inline(buf: &Bytes) -> Result<Option<(Request, usize)>, ProtocolError> {
+    let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
+        if buf.len() > MAX_INLINE_LEN {
+            return Err(ProtocolError("too big inline request"));
+        }
+        return Ok(None);
+    };
+    let mut line = &buf[..nl];
+    if let [rest @ .., b'\r'] = line {
+        line = rest;
+    }
+    let args = split_args(line).ok_or(ProtocolError("unbalanced quotes in request"))?;
+    Ok(Some((
+        Request {
+            args: args.into_iter().map(Bytes::from).collect(),
+            inline: true,
+        },
+        nl + 1,
+    )))
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    char::from(b)
+        .to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
+}
+
+/// Splits an inline command line like redis-server's `sdssplitargs`: spaces separate arguments, `"..."` supports
+/// `\n \r \t \b \a \\ \"` and `\xHH` escapes, `'...'` supports `\'`; a closing quote must be followed by a space or
+/// the end. Returns `None` on unbalanced quotes.
+pub(crate) fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut args = Vec::new();
+    let mut i = 0;
+    loop {
+        while i < line.len() && line[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= line.len() {
+            return Some(args);
+        }
+        let mut current = Vec::new();
+        let mut in_dq = false;
+        let mut in_sq = false;
+        loop {
+            if in_dq {
+                let c = *line.get(i)?;
+                if c == b'\\'
+                    && line.get(i + 1) == Some(&b'x')
+                    && let (Some(h), Some(l)) = (
+                        line.get(i + 2).copied().and_then(hex_value),
+                        line.get(i + 3).copied().and_then(hex_value),
+                    )
+                {
+                    current.push(h * 16 + l);
+                    i += 3;
+                } else if c == b'\\' && i + 1 < line.len() {
+                    i += 1;
+                    current.push(match line[i] {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 0x08,
+                        b'a' => 0x07,
+                        other => other,
+                    });
+                } else if c == b'"' {
+                    if line.get(i + 1).is_some_and(|n| !n.is_ascii_whitespace()) {
+                        return None;
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    current.push(c);
+                }
+            } else if in_sq {
+                let c = *line.get(i)?;
+                if c == b'\\' && line.get(i + 1) == Some(&b'\'') {
+                    i += 1;
+                    current.push(b'\'');
+                } else if c == b'\'' {
+                    if line.get(i + 1).is_some_and(|n| !n.is_ascii_whitespace()) {
+                        return None;
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    current.push(c);
+                }
+            } else {
+                match line.get(i) {
+                    None | Some(b' ' | b'\n' | b'\r' | b'\t' | 0) => break,
+                    Some(b'"') => in_dq = true,
+                    Some(b'\'') => in_sq = true,
+                    Some(&c) => current.push(c),
+                }
+            }
+            i += 1;
+        }
+        args.push(current);
+    }
+}
+
+/// Appends a command, as a RESP array of bulk strings, to `out`.
+pub fn encode_command<A: AsRef<[u8]>>(args: &[A], out: &mut BytesMut) {
+    out.put_u8(b'*');
+    out.extend_from_slice(args.len().to_string().as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for arg in args {
+        let arg = arg.as_ref();
+        out.put_u8(b'$');
+        out.extend_from_slice(arg.len().to_string().as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// A reply from a Redis server, RESP2 or RESP3.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum RespValue {
+    /// `+` simple string.
+    Simple(String),
+    /// `-` simple error, or `!` bulk error (the whole text, e.g. `WRONGPASS invalid ...`).
+    Error(String),
+    /// `:` integer.
+    Integer(i64),
+    /// `$` bulk string.
+    Bulk(Bytes),
+    /// `$-1`, `*-1` (RESP2) or `_` (RESP3) null.
+    Null,
+    /// `*` array.
+    Array(Vec<RespValue>),
+    /// `%` map (RESP3), in wire order.
+    Map(Vec<(RespValue, RespValue)>),
+    /// `~` set (RESP3), in wire order.
+    Set(Vec<RespValue>),
+    /// `>` push (RESP3): pub/sub messages, invalidations.
+    Push(Vec<RespValue>),
+    /// `#` boolean (RESP3).
+    Boolean(bool),
+    /// `,` double (RESP3), as sent.
+    Double(String),
+    /// `(` big number (RESP3), as sent.
+    BigNumber(String),
+    /// `=` verbatim string (RESP3): format (e.g. `txt`) and text.
+    Verbatim(String, Bytes),
+}
+
+impl RespValue {
+    /// The text of a simple string, bulk string or verbatim string (lossy UTF-8).
+    pub fn as_text(&self) -> Option<String> {
+        match self {
+            Self::Simple(s) => Some(s.clone()),
+            Self::Bulk(b) | Self::Verbatim(_, b) => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        }
+    }
+
+    /// The error text, if this is an error reply.
+    pub fn as_error(&self) -> Option<&str> {
+        match self {
+            Self::Error(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The elements of an array, set or push.
+    pub fn as_items(&self) -> Option<&[RespValue]> {
+        match self {
+            Self::Array(v) | Self::Set(v) | Self::Push(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Looks a key up in a map reply, or in a RESP2 flat `[key, value, ...]` array.
+    pub fn get(&self, key: &str) -> Option<&RespValue> {
+        match self {
+            Self::Map(pairs) => pairs
+                .iter()
+                .find(|(k, _)| k.as_text().as_deref() == Some(key))
+                .map(|(_, v)| v),
+            Self::Array(items) => items
+                .chunks_exact(2)
+                .find(|kv| kv[0].as_text().as_deref() == Some(key))
+                .map(|kv| &kv[1]),
+            _ => None,
+        }
+    }
+}
+
+/// Parses one reply from the start of `buf`: `Ok(None)` when incomplete. RESP3 attributes (`|`) are read and
+/// dropped, as clients that do not ask for them do.
+pub(crate) fn parse_reply(buf: &Bytes) -> Result<Option<(RespValue, usize)>, ProtocolError> {
+    parse_value(buf, 0, 0)
+}
+
+fn line_at(buf: &Bytes, pos: usize) -> Result<Option<(&[u8], usize)>, ProtocolError> {
+    match find_crlf(buf, pos) {
+        Some(end) => Ok(Some((&buf[pos..end], end + 2))),
+        None if buf.len() - pos > MAX_INLINE_LEN => Err(ProtocolError("reply line too long")),
+        None => Ok(None),
+    }
+}
+
+fn text(line: &[u8]) -> String {
+    String::from_utf8_lossy(line).into_owned()
+}
+
+fn int_of(line: &[u8]) -> Result<i64, ProtocolError> {
+    std::str::from_utf8(line)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or(ProtocolError("invalid integer in reply"))
+}
+
+fn parse_value(
+    buf: &Bytes,
+    pos: usize,
+    depth: usize,
+) -> Result<Option<(RespValue, usize)>, ProtocolError> {
+    if depth > MAX_DEPTH {
+        return Err(ProtocolError("reply nested too deeply"));
+    }
+    let Some(&kind) = buf.get(pos) else {
+        return Ok(None);
+    };
+    let Some((line, next)) = line_at(buf, pos + 1)? else {
+        return Ok(None);
+    };
+    let value = match kind {
+        b'+' => RespValue::Simple(text(line)),
+        b'-' => RespValue::Error(text(line)),
+        b':' => RespValue::Integer(int_of(line)?),
+        b'_' => RespValue::Null,
+        b'#' => match line {
+            b"t" => RespValue::Boolean(true),
+            b"f" => RespValue::Boolean(false),
+            _ => return Err(ProtocolError("invalid boolean")),
+        },
+        b',' => RespValue::Double(text(line)),
+        b'(' => RespValue::BigNumber(text(line)),
+        b'$' | b'!' | b'=' => {
+            let len = int_of(line)?;
+            if len < 0 {
+                return Ok(Some((RespValue::Null, next)));
+            }
+            let len = usize::try_from(len).map_err(|_| ProtocolError("invalid bulk length"))?;
+            if buf.len() < next + len + 2 {
+                return Ok(None);
+            }
+            let data = buf.slice(next..next + len);
+            let end = next + len + 2;
+            let value = match kind {
+                b'$' => RespValue::Bulk(data),
+                b'!' => RespValue::Error(text(&data)),
+                _ => {
+                    if data.len() < 4 || data[3] != b':' {
+                        return Err(ProtocolError("invalid verbatim string"));
+                    }
+                    RespValue::Verbatim(text(&data[..3]), data.slice(4..))
+                }
+            };
+            return Ok(Some((value, end)));
+        }
+        b'*' | b'~' | b'>' | b'%' | b'|' => {
+            let count = int_of(line)?;
+            if count < 0 {
+                return Ok(Some((RespValue::Null, next)));
+            }
+            let count = usize::try_from(count).map_err(|_| ProtocolError("invalid length"))?;
+            let elements = if matches!(kind, b'%' | b'|') {
+                count.checked_mul(2).ok_or(ProtocolError("invalid length"))?
+            } else {
+                count
+            };
+            let mut items = Vec::with_capacity(elements.min(1024));
+            let mut pos = next;
+            for _ in 0..elements {
+                let Some((item, after)) = parse_value(buf, pos, depth + 1)? else {
+                    return Ok(None);
+                };
+                items.push(item);
+                pos = after;
+            }
+            let value = match kind {
+                b'*' => RespValue::Array(items),
+                b'~' => RespValue::Set(items),
+                b'>' => RespValue::Push(items),
+                b'%' => {
+                    let mut pairs = Vec::with_capacity(count);
+                    let mut it = items.into_iter();
+                    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                        pairs.push((k, v));
+                    }
+                    RespValue::Map(pairs)
+                }
+                // An attribute annotates the value that follows it: return that value.
+                _ => return parse_value(buf, pos, depth + 1),
+            };
+            return Ok(Some((value, pos)));
+        }
+        _ => return Err(ProtocolError("unknown reply type")),
+    };
+    Ok(Some((value, next)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(input: &[u8]) -> Result<Option<(Request, usize)>, ProtocolError> {
+        parse_request(&Bytes::copy_from_slice(input))
+    }
+
+    fn args(r: &Request) -> Vec<&[u8]> {
+        r.args.iter().map(|a| a.as_ref()).collect()
+    }
+
+    #[test]
+    fn multibulk_pipelined_and_partial() {
+        let mut wire = BytesMut::new();
+        encode_command(&["SET", "k", "v\r\nwith crlf"], &mut wire);
+        encode_command(&["GET", "k"], &mut wire);
+        let wire = wire.freeze();
+        let (first, used) = parse_request(&wire).unwrap().unwrap();
+        assert_eq!(args(&first), [&b"SET"[..], b"k", b"v\r\nwith crlf"]);
+        let (second, used2) = parse_request(&wire.slice(used..)).unwrap().unwrap();
+        assert_eq!(args(&second), [&b"GET"[..], b"k"]);
+        assert_eq!(used + used2, wire.len());
+        // Every strict prefix is incomplete, never an error.
+        for cut in 0..used {
+            assert_eq!(parse_request(&wire.slice(..cut)).unwrap(), None, "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn inline_commands_and_quotes() {
+        let (r, used) = req(b"PING\r\nGET x").unwrap().unwrap();
+        assert!(r.inline);
+        assert_eq!(args(&r), [&b"PING"[..]]);
+        assert_eq!(used, 6);
+        let (r, _) = req(b"set \"a b\" 'c\\'d' \"\\x41\\n\"\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(args(&r), [&b"set"[..], b"a b", b"c'd", b"A\n"]);
+        assert_eq!(req(b"GET x").unwrap(), None);
+        assert_eq!(
+            req(b"set \"open\r\n").unwrap_err(),
+            ProtocolError("unbalanced quotes in request")
+        );
+        assert_eq!(
+            req(b"set \"a\"b\r\n").unwrap_err(),
+            ProtocolError("unbalanced quotes in request")
+        );
+        let (empty, used) = req(b"\r\n").unwrap().unwrap();
+        assert!(empty.args.is_empty());
+        assert_eq!(used, 2);
+    }
+
+    #[test]
+    fn multibulk_errors_like_redis() {
+        assert_eq!(
+            req(b"*x\r\n").unwrap_err(),
+            ProtocolError("invalid multibulk length")
+        );
+        assert_eq!(
+            req(b"*1\r\n:1\r\n").unwrap_err(),
+            ProtocolError("expected '$'")
+        );
+        assert_eq!(
+            req(b"*1\r\n$-5\r\n").unwrap_err(),
+            ProtocolError("invalid bulk length")
+        );
+        assert_eq!(
+            req(b"*1\r\n$99999999999\r\n").unwrap_err(),
+            ProtocolError("invalid bulk length")
+        );
+        assert!(req(&vec![b'a'; MAX_INLINE_LEN + 1]).is_err());
+        let (empty, used) = req(b"*0\r\n").unwrap().unwrap();
+        assert!(empty.args.is_empty() && used == 4);
+        // A huge declared count with no data is incomplete, not an allocation.
+        assert_eq!(req(b"*2000000000\r\n").unwrap(), None);
+    }
+
+    #[test]
+    fn replies_resp2_and_resp3() {
+        let wire = Bytes::from_static(
+            b"+OK\r\n-ERR x\r\n:42\r\n$3\r\nabc\r\n$-1\r\n*2\r\n$1\r\na\r\n:1\r\n_\r\n#t\r\n,1.5\r\n(123\r\n\
+              =7\r\ntxt:abc\r\n!5\r\nERR y\r\n%1\r\n+proto\r\n:3\r\n~1\r\n+s\r\n>2\r\n+message\r\n+m\r\n\
+              |1\r\n+key\r\n+val\r\n:7\r\n",
+        );
+        let mut pos = 0;
+        let mut values = Vec::new();
+        while pos < wire.len() {
+            let (v, used) = parse_reply(&wire.slice(pos..)).unwrap().unwrap();
+            values.push(v);
+            pos += used;
+        }
+        assert_eq!(values[0], RespValue::Simple("OK".into()));
+        assert_eq!(values[1].as_error(), Some("ERR x"));
+        assert_eq!(values[2], RespValue::Integer(42));
+        assert_eq!(values[3].as_text().as_deref(), Some("abc"));
+        assert_eq!(values[4], RespValue::Null);
+        assert_eq!(values[5].as_items().unwrap().len(), 2);
+        assert_eq!(values[6], RespValue::Null);
+        assert_eq!(values[7], RespValue::Boolean(true));
+        assert_eq!(values[8], RespValue::Double("1.5".into()));
+        assert_eq!(values[9], RespValue::BigNumber("123".into()));
+        assert_eq!(values[10].as_text().as_deref(), Some("abc"));
+        assert_eq!(values[11].as_error(), Some("ERR y"));
+        assert_eq!(values[12].get("proto"), Some(&RespValue::Integer(3)));
+        assert!(matches!(values[13], RespValue::Set(_)));
+        assert!(matches!(values[14], RespValue::Push(_)));
+        assert_eq!(values[15], RespValue::Integer(7));
+        assert_eq!(values.len(), 16);
+        for cut in 0..wire.len() {
+            let partial = wire.slice(..cut);
+            // A prefix either parses a complete first value or asks for more; it never errors.
+            let _ = parse_reply(&partial).unwrap();
+        }
+        assert!(parse_reply(&Bytes::from_static(b"?x\r\n")).is_err());
+    }
+}
