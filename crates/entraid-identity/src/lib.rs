@@ -54,12 +54,21 @@ mod client_secret;
 #[cfg(feature = "client-certificate")]
 mod certificate;
 
+#[cfg(feature = "managed-identity")]
+mod managed_identity;
+
 pub use authority::{AZURE_AUTHORITY_HOST, Authority, AuthorityHost, AuthorityKind, TenantId};
 pub use env::Env;
 pub use http::{DEFAULT_TIMEOUT, HttpClient, HttpOptions, MAX_BODY_BYTES, USER_AGENT};
 
 #[cfg(feature = "client-secret")]
 pub use client_secret::{ClientSecretCredential, ClientSecretCredentialBuilder};
+
+#[cfg(feature = "managed-identity")]
+pub use managed_identity::{
+    ARC_DEFAULT_ENDPOINT, ARC_HIMDS_PATH, ARC_MAX_KEY_BYTES, ARC_TOKENS_DIR, IMDS_ENDPOINT, ImdsRetryPolicy,
+    ManagedIdentityCredential, ManagedIdentityCredentialBuilder, ManagedIdentitySource, UserAssignedId,
+};
 
 #[cfg(feature = "client-certificate")]
 pub use certificate::{
