@@ -13,15 +13,11 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), entraid_testkit::redis::Error> {
-//! use entraid_testkit::keys::TestKey;
-//! use entraid_testkit::redis::{RedisHarness, RespValue};
-//! use serde_json::json;
+//! use std::time::Duration;
+//! use entraid_testkit::redis::{RedisHarness, RespValue, token};
 //!
 //! let harness = RedisHarness::standalone().await?;
-//! let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-//! let token = TestKey::entra().sign_jwt(&json!({
-//!     "aud": "https://redis.azure.com", "oid": "user-1", "iat": now, "nbf": now, "exp": now + 3600,
-//! }));
+//! let token = token("user-1", Duration::from_secs(3600)); // signed by the emulator's key
 //! let mut client = harness.connect().await?;
 //! assert_eq!(client.command(&["AUTH", "user-1", &token]).await?, RespValue::Simple("OK".into()));
 //! assert_eq!(harness.stats().auth_ok, 1);
@@ -111,6 +107,27 @@ pub enum Error {
     /// An I/O error.
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// A token the gateway accepts: RS256-signed by the emulator's key ([`crate::keys::TestKey::entra`]), `aud`
+/// `https://redis.azure.com`, `oid` = `sub` = `oid`, `iat` = `nbf` = now, `exp` = now + `valid_for` (whole seconds,
+/// wall clock). Minted at the moment of the call.
+pub fn token(oid: &str, valid_for: Duration) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    crate::keys::TestKey::entra().sign_jwt(&serde_json::json!({
+        "aud": REDIS_AUDIENCE,
+        "iss": "https://sts.windows.net/00000000-0000-0000-0000-000000000000/",
+        "iat": now,
+        "nbf": now,
+        "exp": now + valid_for.as_secs(),
+        "oid": oid,
+        "sub": oid,
+        "tid": "00000000-0000-0000-0000-000000000000",
+        "idtyp": "app",
+    }))
 }
 
 /// The server name the TLS gateway's certificate is issued for (an IP SAN); connect with it.
