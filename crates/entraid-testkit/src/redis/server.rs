@@ -20,7 +20,6 @@ const PORT_ATTEMPTS: usize = 8;
 
 /// Options for [`RedisServer::start`]. `Debug` never shows the password.
 #[derive(Clone)]
-#[non_exhaustive]
 pub struct RedisServerOptions {
     /// The `redis-server` program. Default: the `ENTRAID_REDIS_SERVER` environment variable, else `redis-server`
     /// on `PATH`.
