@@ -5,12 +5,11 @@
 //! request runs in its own short-lived task under `request_timeout`: a provider that hangs is cancelled, and one
 //! that panics becomes an error instead of ending the manager.
 
-use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use entraid_core::{Error, IdentityProvider, SharedIdentityProvider, Token};
+use entraid_core::{Error, IdentityProvider, SharedIdentityProvider, SharedResponseParser, Token};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
@@ -286,14 +285,12 @@ async fn attempt(
 }
 
 /// The request task's body: ask, then parse with the wall-clock time of receipt.
-fn request(
+async fn request(
     provider: SharedIdentityProvider,
-    parser: entraid_core::SharedResponseParser,
-) -> impl Future<Output = Result<(Token, Instant), Error>> + Send + 'static {
-    async move {
-        let response = provider.request_token().await?;
-        let received = Instant::now();
-        let token = parser.parse(response, wall_clock_now())?;
-        Ok((token, received))
-    }
+    parser: SharedResponseParser,
+) -> Result<(Token, Instant), Error> {
+    let response = provider.request_token().await?;
+    let received = Instant::now();
+    let token = parser.parse(response, wall_clock_now())?;
+    Ok((token, received))
 }

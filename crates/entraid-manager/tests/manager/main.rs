@@ -1,0 +1,16 @@
+//! Integration tests of the token manager against a scripted fake identity provider, all on tokio's paused clock
+//! (except one multi-threaded single-flight test, which waits on no clock at all).
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] functions: a failed unwrap fails the test, as it should"
+)]
+
+mod support;
+
+mod lifecycle;
+mod logs;
+mod refresh;
+mod retry;
+mod single_flight;
+mod subscriptions;
