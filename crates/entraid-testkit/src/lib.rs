@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod emulator;
 pub mod keys;
 pub mod redis;
 pub mod tls;

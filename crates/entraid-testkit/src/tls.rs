@@ -271,7 +271,10 @@ impl ClientCertificate {
 
     /// The certificate's SHA-256 thumbprint, base64url without padding (the `x5t#S256` header).
     pub fn x5t_s256(&self) -> String {
-        URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, self.der.as_ref()))
+        URL_SAFE_NO_PAD.encode(ring::digest::digest(
+            &ring::digest::SHA256,
+            self.der.as_ref(),
+        ))
     }
 
     /// The certificate's SHA-1 thumbprint, base64url without padding (the legacy `x5t` header).

@@ -507,7 +507,10 @@ impl Session {
     }
 
     fn refused_credentials() -> [Bytes; 2] {
-        [Bytes::from_static(REFUSED_USER.as_bytes()), Bytes::from_static(b"-")]
+        [
+            Bytes::from_static(REFUSED_USER.as_bytes()),
+            Bytes::from_static(b"-"),
+        ]
     }
 
     /// Handles one request: appends what to send to the backend to `out`.
@@ -613,7 +616,10 @@ impl Session {
         // Parse as redis-server's helloCommand does.
         let protover = match args.get(1) {
             None => None,
-            Some(v) => match std::str::from_utf8(v).ok().and_then(|s| s.parse::<i64>().ok()) {
+            Some(v) => match std::str::from_utf8(v)
+                .ok()
+                .and_then(|s| s.parse::<i64>().ok())
+            {
                 Some(p) if (2..=3).contains(&p) => Some(p),
                 _ => {
                     // NOPROTO or a syntax error from the backend; credentials are not sent.
@@ -881,10 +887,7 @@ impl Gateway {
         options: GatewayOptions,
     ) -> Result<Self, Error> {
         let addr = listener.local_addr()?;
-        let tls = options
-            .tls
-            .clone()
-            .map(tokio_rustls::TlsAcceptor::from);
+        let tls = options.tls.clone().map(tokio_rustls::TlsAcceptor::from);
         let shared = Shared::new(backend, options);
         let task = tokio::spawn(accept_loop(listener, shared.clone(), tls.clone()));
         Ok(Self {
@@ -1000,5 +1003,177 @@ async fn accept_loop(
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::redis::{RespClient, RespValue, token};
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    /// A stand-in for redis-server that knows AUTH (backend credentials only) and answers `+PONG` to the rest.
+    async fn fake_backend(stream: tokio::io::DuplexStream) {
+        let (mut rd, mut wr) = tokio::io::split(stream);
+        let mut buf = BytesMut::new();
+        loop {
+            if rd.read_buf(&mut buf).await.unwrap_or(0) == 0 {
+                return;
+            }
+            loop {
+                let view = buf.clone().freeze();
+                let Ok(Some((request, used))) = parse_request(&view) else {
+                    break;
+                };
+                let _ = buf.split_to(used);
+                let reply: &[u8] = if is(&request.args[0], "AUTH") {
+                    if request.args[1] == "default" && request.args[2] == "backend-pw" {
+                        b"+OK\r\n"
+                    } else {
+                        b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+                    }
+                } else {
+                    b"+PONG\r\n"
+                };
+                if wr.write_all(reply).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn gateway() -> Arc<Shared> {
+        Shared::new(
+            Backend {
+                addr: SocketAddr::from(([127, 0, 0, 1], 1)),
+                username: "default".into(),
+                password: Secret::new("backend-pw"),
+            },
+            GatewayOptions::default(),
+        )
+    }
+
+    fn connect(shared: &Arc<Shared>) -> RespClient {
+        let (client, gateway_side) = tokio::io::duplex(64 * 1024);
+        let (gateway_backend, backend) = tokio::io::duplex(64 * 1024);
+        let id = shared.register(None);
+        tokio::spawn(serve_connection(
+            shared.clone(),
+            id,
+            gateway_side,
+            gateway_backend,
+        ));
+        tokio::spawn(fake_backend(backend));
+        RespClient::from_stream(client)
+    }
+
+    fn pong() -> RespValue {
+        RespValue::Simple("PONG".into())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_connection_closes_when_the_token_expires() {
+        let shared = gateway();
+        let mut client = connect(&shared);
+        let start = Instant::now();
+        let reply = client
+            .command(&["AUTH", "o", &token("o", HOUR)])
+            .await
+            .unwrap();
+        assert_eq!(reply, RespValue::Simple("OK".into()));
+        tokio::time::sleep(HOUR - Duration::from_secs(5)).await;
+        assert_eq!(client.command(&["PING"]).await.unwrap(), pong());
+        // Nothing else to do: paused time runs to the deadline and the gateway closes the connection.
+        client.read_until_closed().await.unwrap();
+        let closed_after = start.elapsed();
+        assert!(
+            closed_after > HOUR - Duration::from_secs(3) && closed_after <= HOUR,
+            "{closed_after:?}"
+        );
+        let stats = shared.stats();
+        assert_eq!(stats.closed_by_expiry, 1);
+        let expired = stats.expired().next().unwrap();
+        assert_eq!(expired.user.as_deref(), Some("o"));
+        assert!(expired.age > HOUR - Duration::from_secs(3), "{:?}", expired.age);
+        assert_eq!(stats.open_now, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_valid_reauth_moves_the_deadline() {
+        let shared = gateway();
+        let mut client = connect(&shared);
+        let start = Instant::now();
+        client
+            .command(&["AUTH", "o", &token("o", HOUR)])
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(3000)).await;
+        // The wall clock has not moved: this token's exp is 2 h of tokio time from now.
+        let reply = client
+            .command(&["AUTH", "o", &token("o", 2 * HOUR)])
+            .await
+            .unwrap();
+        assert_eq!(reply, RespValue::Simple("OK".into()));
+        // A refused re-AUTH does not move it back.
+        let reply = client.command(&["AUTH", "o", "garbage"]).await.unwrap();
+        assert!(reply.as_error().unwrap().starts_with("WRONGPASS"));
+        tokio::time::sleep(HOUR).await;
+        assert_eq!(client.command(&["PING"]).await.unwrap(), pong());
+        let live = shared.connections();
+        assert_eq!(live[0].reauths, 1);
+        client.read_until_closed().await.unwrap();
+        let closed_after = start.elapsed();
+        let expected = Duration::from_secs(3000) + 2 * HOUR;
+        assert!(
+            closed_after > expected - Duration::from_secs(3) && closed_after <= expected,
+            "{closed_after:?}"
+        );
+        let stats = shared.stats();
+        assert_eq!((stats.auth_ok, stats.auth_failed, stats.reauths), (2, 1, 1));
+        assert_eq!(stats.expired().next().unwrap().reauths, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unauthenticated_and_reset_connections_have_no_deadline() {
+        let shared = gateway();
+        let mut client = connect(&shared);
+        tokio::time::sleep(24 * HOUR).await;
+        assert_eq!(client.command(&["PING"]).await.unwrap(), pong());
+        client
+            .command(&["AUTH", "o", &token("o", HOUR)])
+            .await
+            .unwrap();
+        client.command(&["RESET"]).await.unwrap();
+        tokio::time::sleep(2 * HOUR).await;
+        assert_eq!(client.command(&["PING"]).await.unwrap(), pong());
+        assert_eq!(shared.stats().closed_by_expiry, 0);
+    }
+
+    #[test]
+    fn the_deadline_follows_exp_on_the_tokio_clock() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let exp = i64::try_from(unix_now().as_secs()).unwrap() + 100;
+            let left = deadline_for(exp).duration_since(Instant::now());
+            assert!(left > Duration::from_secs(98) && left <= Duration::from_secs(100));
+            assert_eq!(deadline_for(0), Instant::now());
+        });
+    }
+
+    #[test]
+    fn options_and_backend_debug_hide_secrets() {
+        let backend = Backend {
+            addr: SocketAddr::from(([127, 0, 0, 1], 6379)),
+            username: "default".into(),
+            password: Secret::new("very-secret-pw"),
+        };
+        assert!(!format!("{backend:?}").contains("very-secret-pw"));
+        let shown = format!("{:?}", GatewayOptions::default());
+        assert!(shown.contains("https://redis.azure.com"), "{shown}");
     }
 }

@@ -60,7 +60,9 @@ pub enum Error {
         program: PathBuf,
     },
     /// `redis-server --version` reported a version older than 6 (or nothing recognisable).
-    #[error("redis-server {version} cannot be used: version 6 or newer is needed (`apt-get install -y redis-server`)")]
+    #[error(
+        "redis-server {version} cannot be used: version 6 or newer is needed (`apt-get install -y redis-server`)"
+    )]
     RedisServerTooOld {
         /// What `--version` reported.
         version: String,
@@ -311,7 +313,10 @@ impl RedisHarness {
 
     /// Every gateway's live connections.
     pub fn connections(&self) -> Vec<ConnectionInfo> {
-        self.gateways.iter().flat_map(Gateway::connections).collect()
+        self.gateways
+            .iter()
+            .flat_map(Gateway::connections)
+            .collect()
     }
 
     /// A raw client to the first gateway (over TLS when the harness uses it), not authenticated.

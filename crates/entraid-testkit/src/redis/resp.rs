@@ -393,7 +393,9 @@ fn parse_value(
             }
             let count = usize::try_from(count).map_err(|_| ProtocolError("invalid length"))?;
             let elements = if matches!(kind, b'%' | b'|') {
-                count.checked_mul(2).ok_or(ProtocolError("invalid length"))?
+                count
+                    .checked_mul(2)
+                    .ok_or(ProtocolError("invalid length"))?
             } else {
                 count
             };
@@ -453,7 +455,11 @@ mod tests {
         assert_eq!(used + used2, wire.len());
         // Every strict prefix is incomplete, never an error.
         for cut in 0..used {
-            assert_eq!(parse_request(&wire.slice(..cut)).unwrap(), None, "cut {cut}");
+            assert_eq!(
+                parse_request(&wire.slice(..cut)).unwrap(),
+                None,
+                "cut {cut}"
+            );
         }
     }
 
@@ -463,9 +469,7 @@ mod tests {
         assert!(r.inline);
         assert_eq!(args(&r), [&b"PING"[..]]);
         assert_eq!(used, 6);
-        let (r, _) = req(b"set \"a b\" 'c\\'d' \"\\x41\\n\"\n")
-            .unwrap()
-            .unwrap();
+        let (r, _) = req(b"set \"a b\" 'c\\'d' \"\\x41\\n\"\n").unwrap().unwrap();
         assert_eq!(args(&r), [&b"set"[..], b"a b", b"c'd", b"A\n"]);
         assert_eq!(req(b"GET x").unwrap(), None);
         assert_eq!(

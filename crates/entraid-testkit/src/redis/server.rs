@@ -113,7 +113,9 @@ fn random_hex(bytes: usize) -> Result<String, Error> {
 
 /// Parses `v=7.0.15` out of `redis-server --version`.
 fn parse_version(output: &str) -> Option<(u32, String)> {
-    let v = output.split_whitespace().find_map(|w| w.strip_prefix("v="))?;
+    let v = output
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("v="))?;
     let major = v.split('.').next()?.parse().ok()?;
     Some((major, v.to_owned()))
 }
