@@ -463,7 +463,7 @@ impl IdentityProvider for ClientCertificateCredential {
 /// Defaults: PS256 with `x5t#S256`, no `x5c` chain.
 #[derive(Debug, Default)]
 pub struct ClientCertificateCredentialBuilder {
-    common: CommonBuilder,
+    pub(crate) common: CommonBuilder,
     certificate: Option<ClientCertificate>,
     algorithm: AssertionAlgorithm,
     send_chain: bool,

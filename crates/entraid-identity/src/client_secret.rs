@@ -64,7 +64,7 @@ impl IdentityProvider for ClientSecretCredential {
 /// Builds a [`ClientSecretCredential`]. Required: tenant id (or authority), client id, secret.
 #[derive(Debug, Default)]
 pub struct ClientSecretCredentialBuilder {
-    common: CommonBuilder,
+    pub(crate) common: CommonBuilder,
     secret: Option<Secret>,
 }
 

@@ -18,6 +18,21 @@ pub(crate) enum ClientAuth<'a> {
     Secret(&'a Secret),
     /// `client_assertion` (a signed JWT or a federated token).
     Assertion(&'a Secret),
+    /// No client authentication (a public client), for the password grant.
+    #[cfg_attr(not(feature = "environment"), allow(dead_code))]
+    None,
+}
+
+/// The grant asked for.
+pub(crate) enum Grant<'a> {
+    /// `client_credentials`.
+    ClientCredentials,
+    /// `password` (ROPC, deprecated; only the environment credential uses it).
+    #[cfg_attr(not(feature = "environment"), allow(dead_code))]
+    Password {
+        username: &'a str,
+        password: &'a Secret,
+    },
 }
 
 /// A confidential client of one authority, asking for one scope.
@@ -25,6 +40,7 @@ pub(crate) enum ClientAuth<'a> {
 pub(crate) struct ConfidentialClient {
     credential: &'static str,
     http: HttpClient,
+    #[cfg_attr(not(test), allow(dead_code))] // shown by Debug
     authority: Authority,
     token_endpoint: Url,
     client_id: String,
@@ -43,25 +59,42 @@ impl ConfidentialClient {
     }
 
     /// The authority.
+    #[cfg(test)]
     pub(crate) fn authority(&self) -> &Authority {
         &self.authority
     }
 
     /// The scope.
+    #[cfg(test)]
     pub(crate) fn scope(&self) -> &str {
         &self.scope
     }
 
     /// Runs the client-credentials grant.
     pub(crate) async fn request(&self, auth: ClientAuth<'_>) -> Result<TokenResponse, Error> {
-        let form = Form::new()
-            .field("grant_type", "client_credentials")
-            .field("client_id", &self.client_id);
+        self.request_grant(Grant::ClientCredentials, auth).await
+    }
+
+    /// Runs a grant.
+    pub(crate) async fn request_grant(
+        &self,
+        grant: Grant<'_>,
+        auth: ClientAuth<'_>,
+    ) -> Result<TokenResponse, Error> {
+        let form = match grant {
+            Grant::ClientCredentials => Form::new().field("grant_type", "client_credentials"),
+            Grant::Password { username, password } => Form::new()
+                .field("grant_type", "password")
+                .field("username", username)
+                .secret("password", password),
+        };
+        let form = form.field("client_id", &self.client_id);
         let form = match auth {
             ClientAuth::Secret(secret) => form.secret("client_secret", secret),
             ClientAuth::Assertion(assertion) => form
                 .field("client_assertion_type", JWT_BEARER)
                 .secret("client_assertion", assertion),
+            ClientAuth::None => form,
         };
         let form = form.field("scope", &self.scope);
         let request = Request::post_form(self.credential, self.token_endpoint.clone(), form)
