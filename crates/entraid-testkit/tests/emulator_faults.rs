@@ -1,6 +1,8 @@
 //! Fault injection: each fault kind, scripted per endpoint as a sequence, then normal behaviour; the request log
 //! and counters.
 
+#![allow(clippy::unwrap_used, reason = "tests")]
+
 use std::time::Duration;
 
 use entraid_testkit::emulator::{

@@ -1,6 +1,8 @@
 //! The managed-identity hosts: IMDS, App Service, Azure Arc, Cloud Shell and Azure ML, each with its own
 //! request rules and response shape.
 
+#![allow(clippy::unwrap_used, reason = "tests")]
+
 use std::path::PathBuf;
 
 use entraid_testkit::emulator::{

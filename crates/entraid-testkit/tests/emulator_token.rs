@@ -1,6 +1,8 @@
 //! The emulator's tenant endpoints over HTTPS: client credentials with a secret, a certificate assertion and a
 //! federated assertion; discovery and keys; Entra-shaped refusals.
 
+#![allow(clippy::unwrap_used, reason = "tests")]
+
 use std::time::Duration;
 
 use entraid_core::EntraError;

@@ -1,5 +1,7 @@
 //! User flows: password (ROPC), device code, authorization code with PKCE, refresh token, on-behalf-of.
 
+#![allow(clippy::unwrap_used, reason = "tests")]
+
 use std::time::Duration;
 
 use base64::Engine as _;

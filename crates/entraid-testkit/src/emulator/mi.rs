@@ -22,9 +22,9 @@ enum Host {
 /// How a request names a user-assigned identity.
 #[derive(Clone, Copy)]
 enum Selector<'a> {
-    ClientId(&'a str),
-    ObjectId(&'a str),
-    ResourceId(&'a str),
+    Client(&'a str),
+    Object(&'a str),
+    Resource(&'a str),
 }
 
 fn find_identity<'a>(st: &'a State, selector: Option<Selector<'_>>) -> Option<&'a MiRecord> {
@@ -39,9 +39,9 @@ fn find_identity<'a>(st: &'a State, selector: Option<Selector<'_>>) -> Option<&'
                 a.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(b))
             };
             match sel {
-                Selector::ClientId(id) => eq(&p.client_id, id),
-                Selector::ObjectId(id) => p.oid.eq_ignore_ascii_case(id),
-                Selector::ResourceId(id) => eq(&p.resource_id, id),
+                Selector::Client(id) => eq(&p.client_id, id),
+                Selector::Object(id) => p.oid.eq_ignore_ascii_case(id),
+                Selector::Resource(id) => eq(&p.resource_id, id),
             }
         }),
     }
@@ -55,9 +55,9 @@ fn selector<'a>(
     resource: &str,
 ) -> Result<Option<Selector<'a>>, Resp> {
     let found: Vec<Selector<'a>> = [
-        req.q(client).map(Selector::ClientId),
-        req.q(object).map(Selector::ObjectId),
-        req.q(resource).map(Selector::ResourceId),
+        req.q(client).map(Selector::Client),
+        req.q(object).map(Selector::Object),
+        req.q(resource).map(Selector::Resource),
     ]
     .into_iter()
     .flatten()
@@ -295,7 +295,7 @@ pub(crate) fn azure_ml(inner: &Inner, req: &Req) -> Resp {
         let sel = req
             .q("clientid")
             .filter(|c| !c.is_empty())
-            .map(Selector::ClientId);
+            .map(Selector::Client);
         Ok(answer(inner, &mut st, Host::AzureMl, sel, resource))
     })();
     result.unwrap_or_else(|r| r)

@@ -26,7 +26,7 @@ pub const KUBERNETES_ISSUER: &str = "https://oidc.prod-aks.azure.com/entraid-tes
 /// How long GitHub and Pipelines OIDC tokens live.
 const CI_TOKEN_LIFETIME: i64 = 600;
 
-fn bearer<'a>(req: &'a Req) -> Option<&'a str> {
+fn bearer(req: &Req) -> Option<&str> {
     req.header("authorization")?
         .strip_prefix("Bearer ")
         .map(str::trim)

@@ -566,7 +566,7 @@ fn verify_federated_assertion(
     let matched = app
         .federated
         .iter()
-        .any(|f| f.issuer == iss && f.subject == sub && auds.iter().any(|a| *a == f.audience));
+        .any(|f| f.issuer == iss && f.subject == sub && auds.contains(&f.audience));
     if matched { Ok(()) } else { Err(no_match()) }
 }
 
