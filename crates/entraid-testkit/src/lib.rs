@@ -3,8 +3,16 @@
 //! An Entra ID emulator (every token endpoint and managed-identity host, real RS256 JWTs, scriptable faults) and a
 //! Redis harness whose gateway closes connections when their token expires, as Azure Managed Redis does.
 //!
-//! Status: [`keys`] (test keys, JWT signing and verification) works; the emulator and the Redis harness are being
-//! built.
+//! - [`emulator`]: the Entra ID emulator, in process on `127.0.0.1` port 0 (HTTP and HTTPS): every grant of the
+//!   token endpoint, discovery and keys, the managed-identity hosts (IMDS, App Service, Azure Arc, Cloud Shell,
+//!   Azure ML), GitHub Actions and Azure Pipelines OIDC issuers, Kubernetes service-account tokens, Entra-shaped
+//!   errors, scriptable faults, a request log and token counters. It ships [`emulator::HttpClient`], a small
+//!   HTTP client for tests.
+//! - [`tls`]: a test CA generated at run time, server certificates and rustls configs, RSA client certificates
+//!   that sign MSAL-style client assertions.
+//! - [`keys`]: the shipped test keys, RS256/PS256 JWT signing and verification.
+//!
+//! See [`redis`] for the Redis harness.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
