@@ -259,6 +259,51 @@ async fn bad_secret_unknown_client_unknown_tenant_and_bad_scope_are_entra_errors
 }
 
 #[tokio::test]
+async fn client_secret_basic_authentication() {
+    use base64::Engine as _;
+    let emu = Emulator::start().await.unwrap();
+    let app = emu
+        .add_app(App::new("basic-app").secret("p@ss:word"))
+        .unwrap();
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", "basic-app"),
+        ("scope", REDIS_SCOPE),
+    ];
+    let basic = |secret: &str| {
+        let raw = format!(
+            "basic-app:{}",
+            entraid_testkit::emulator::percent_encode(secret)
+        );
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        )
+    };
+    let url = emu.token_url(emu.tenant_id());
+    let ok = emu
+        .client()
+        .post_form(&url, &form, &[("authorization", &basic("p@ss:word"))])
+        .await
+        .unwrap();
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert_eq!(
+        verify(&emu, &ok.json().unwrap()).claims.oid(),
+        Some(app.oid.as_str())
+    );
+    let bad = emu
+        .client()
+        .post_form(&url, &form, &[("authorization", &basic("nope"))])
+        .await
+        .unwrap();
+    assert_eq!(entra_error(&bad).error_codes, vec![70002, 50012]);
+    assert_eq!(
+        emu.requests()[0].header("authorization"),
+        Some("Basic [redacted]")
+    );
+}
+
+#[tokio::test]
 async fn extra_tenants_are_separate() {
     let emu = Emulator::start().await.unwrap();
     emu.add_tenant("contoso.onmicrosoft.com").unwrap();

@@ -381,7 +381,18 @@ fn authenticate(
     client: &Client,
     client_id: &str,
 ) -> Result<ClientAuth, Resp> {
-    let secret = ctx.req.f("client_secret").filter(|s| !s.is_empty());
+    let basic = basic_credentials(ctx.req);
+    let secret = ctx
+        .req
+        .f("client_secret")
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .or_else(|| {
+            basic
+                .filter(|(id, _)| id == client_id)
+                .map(|(_, secret)| secret)
+        });
+    let secret = secret.as_deref();
     let assertion = ctx.req.f("client_assertion").filter(|s| !s.is_empty());
     if client.public() {
         if secret.is_some() || assertion.is_some() {
@@ -437,6 +448,18 @@ fn authenticate(
         verify_federated_assertion(ctx, st, app, assertion)?;
     }
     Ok(ClientAuth::Assertion)
+}
+
+/// `client_secret_basic`: `Authorization: Basic base64(urlencode(client_id):urlencode(secret))`.
+fn basic_credentials(req: &Req) -> Option<(String, String)> {
+    use base64::engine::general_purpose::STANDARD;
+    let encoded = req.header("authorization")?.strip_prefix("Basic ")?;
+    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    Some((
+        super::util::percent_decode(id),
+        super::util::percent_decode(secret),
+    ))
 }
 
 fn verify_certificate_assertion(
