@@ -31,7 +31,11 @@ impl Setup {
 
     async fn client(&self, through_gateway: bool) -> RespClient {
         if through_gateway {
-            let mut client = self.harness.connect().await.expect("connect to the gateway");
+            let mut client = self
+                .harness
+                .connect()
+                .await
+                .expect("connect to the gateway");
             let reply = client
                 .command(&["AUTH", "bench", &token("bench", Duration::from_secs(3600))])
                 .await
@@ -54,23 +58,29 @@ fn route_name(through_gateway: bool) -> &'static str {
 fn bench(c: &mut Criterion) {
     let setup = Setup::new();
     let ping = [["PING"]];
-    let set_get = [["SET", "bench-key", "bench-value"], ["GET", "bench-key", ""]];
+    let set_get = [
+        ["SET", "bench-key", "bench-value"],
+        ["GET", "bench-key", ""],
+    ];
 
     let mut group = c.benchmark_group("ping");
     group.throughput(Throughput::Elements(1));
     for through_gateway in [false, true] {
-        group.bench_function(format!("{}/unpipelined", route_name(through_gateway)), |b| {
-            b.iter_custom(|iters| {
-                setup.runtime.block_on(async {
-                    let mut client = setup.client(through_gateway).await;
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        client.command(&ping[0]).await.expect("PING");
-                    }
-                    start.elapsed()
-                })
-            });
-        });
+        group.bench_function(
+            format!("{}/unpipelined", route_name(through_gateway)),
+            |b| {
+                b.iter_custom(|iters| {
+                    setup.runtime.block_on(async {
+                        let mut client = setup.client(through_gateway).await;
+                        let start = Instant::now();
+                        for _ in 0..iters {
+                            client.command(&ping[0]).await.expect("PING");
+                        }
+                        start.elapsed()
+                    })
+                });
+            },
+        );
     }
     group.throughput(Throughput::Elements(BATCH as u64));
     for through_gateway in [false, true] {
@@ -99,19 +109,22 @@ fn bench(c: &mut Criterion) {
     let set = &set_get[0][..];
     let get = &set_get[1][..2];
     for through_gateway in [false, true] {
-        group.bench_function(format!("{}/unpipelined", route_name(through_gateway)), |b| {
-            b.iter_custom(|iters| {
-                setup.runtime.block_on(async {
-                    let mut client = setup.client(through_gateway).await;
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        client.command(set).await.expect("SET");
-                        client.command(get).await.expect("GET");
-                    }
-                    start.elapsed()
-                })
-            });
-        });
+        group.bench_function(
+            format!("{}/unpipelined", route_name(through_gateway)),
+            |b| {
+                b.iter_custom(|iters| {
+                    setup.runtime.block_on(async {
+                        let mut client = setup.client(through_gateway).await;
+                        let start = Instant::now();
+                        for _ in 0..iters {
+                            client.command(set).await.expect("SET");
+                            client.command(get).await.expect("GET");
+                        }
+                        start.elapsed()
+                    })
+                });
+            },
+        );
     }
     group.throughput(Throughput::Elements((BATCH / 2) as u64));
     for through_gateway in [false, true] {

@@ -2,6 +2,8 @@
 //! refusals, NOAUTH, pass-through of every command shape (pipelines, partial frames, inline commands, pub/sub in
 //! both protocols, blocking commands, MULTI), expiry and re-authentication, and the counters.
 
+#![allow(clippy::unwrap_used, reason = "tests: a failed step is a failed test")]
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use entraid_testkit::keys::{JwsAlgorithm, TestKey};
@@ -51,14 +53,22 @@ async fn authed(harness: &RedisHarness, oid: &str) -> RespClient {
 async fn commands_before_auth_get_noauth() {
     let harness = RedisHarness::standalone().await.unwrap();
     let mut client = harness.connect().await.unwrap();
-    for command in [&["PING"][..], &["GET", "k"], &["SET", "k", "v"], &["SUBSCRIBE", "c"]] {
+    for command in [
+        &["PING"][..],
+        &["GET", "k"],
+        &["SET", "k", "v"],
+        &["SUBSCRIBE", "c"],
+    ] {
         let reply = client.command(command).await.unwrap();
         assert_eq!(reply.as_error(), Some(NOAUTH), "{command:?}");
     }
     // HELLO without AUTH on an unauthenticated connection: the server's own NOAUTH text.
     let reply = client.command(&["HELLO", "3"]).await.unwrap();
     assert!(
-        reply.as_error().unwrap().starts_with("NOAUTH HELLO must be called"),
+        reply
+            .as_error()
+            .unwrap()
+            .starts_with("NOAUTH HELLO must be called"),
         "{reply:?}"
     );
     // Still usable, and AUTH works afterwards.
@@ -83,7 +93,10 @@ async fn valid_auth_sets_the_deadline_and_passes_commands_through() {
     let conn = &conns[0];
     assert_eq!(conn.user.as_deref(), Some("app-oid"));
     let exp = conn.expires_at.unwrap();
-    assert!((exp - i64::try_from(now()).unwrap() - 3600).abs() <= 2, "{exp}");
+    assert!(
+        (exp - i64::try_from(now()).unwrap() - 3600).abs() <= 2,
+        "{exp}"
+    );
     let left = conn
         .deadline
         .unwrap()
@@ -100,8 +113,8 @@ async fn bad_tokens_are_refused_with_wrongpass() {
     let harness = RedisHarness::standalone().await.unwrap();
     let now = now();
     let entra = TestKey::entra();
-    let impostor = TestKey::from_pkcs8_pem(entra.kid(), TestKey::client_other().private_key_pem())
-        .unwrap();
+    let impostor =
+        TestKey::from_pkcs8_pem(entra.kid(), TestKey::client_other().private_key_pem()).unwrap();
     let cases: Vec<(&str, String, String)> = vec![
         (
             "wrong signature",
@@ -125,7 +138,11 @@ async fn bad_tokens_are_refused_with_wrongpass() {
         (
             "wrong audience",
             "o".into(),
-            entra.sign_jwt(&with(claims("o"), "aud", json!("https://storage.azure.com"))),
+            entra.sign_jwt(&with(
+                claims("o"),
+                "aud",
+                json!("https://storage.azure.com"),
+            )),
         ),
         (
             "expired",
@@ -174,10 +191,7 @@ async fn bad_tokens_are_refused_with_wrongpass() {
         assert_eq!(reply.as_error(), Some(NOAUTH), "{case}");
     }
     // One-argument AUTH means user `default`, which is never a token's oid.
-    let reply = client
-        .command(&["AUTH", &token("o", HOUR)])
-        .await
-        .unwrap();
+    let reply = client.command(&["AUTH", &token("o", HOUR)]).await.unwrap();
     assert_eq!(reply.as_error(), Some(WRONGPASS));
     let stats = harness.stats();
     assert_eq!(stats.auth_ok, 0);
@@ -190,10 +204,7 @@ async fn a_refused_reauth_keeps_the_previous_authentication() {
     let harness = RedisHarness::standalone().await.unwrap();
     let mut client = authed(&harness, "o").await;
     let before = harness.connections()[0].deadline;
-    let reply = client
-        .command(&["AUTH", "o", "garbage"])
-        .await
-        .unwrap();
+    let reply = client.command(&["AUTH", "o", "garbage"]).await.unwrap();
     assert_eq!(reply.as_error(), Some(WRONGPASS));
     assert_eq!(
         client.command(&["PING"]).await.unwrap(),
@@ -209,7 +220,13 @@ async fn wrong_arity_auth_gets_the_servers_error() {
     let harness = RedisHarness::standalone().await.unwrap();
     let mut client = harness.connect().await.unwrap();
     let reply = client.command(&["AUTH"]).await.unwrap();
-    assert!(reply.as_error().unwrap().contains("wrong number of arguments"), "{reply:?}");
+    assert!(
+        reply
+            .as_error()
+            .unwrap()
+            .contains("wrong number of arguments"),
+        "{reply:?}"
+    );
     let reply = client.command(&["AUTH", "a", "b", "c"]).await.unwrap();
     assert!(reply.as_error().unwrap().starts_with("ERR"), "{reply:?}");
 }
@@ -225,7 +242,10 @@ async fn hello_3_auth_switches_to_resp3_and_sets_the_name() {
         .unwrap();
     assert!(matches!(reply, RespValue::Map(_)), "{reply:?}");
     assert_eq!(reply.get("proto"), Some(&RespValue::Integer(3)));
-    assert_eq!(reply.get("server").unwrap().as_text().as_deref(), Some("redis"));
+    assert_eq!(
+        reply.get("server").unwrap().as_text().as_deref(),
+        Some("redis")
+    );
     assert_eq!(
         client.command(&["CLIENT", "GETNAME"]).await.unwrap(),
         bulk("conn-a")
@@ -261,9 +281,15 @@ async fn hello_without_auth_switches_protocol_after_auth() {
         .command(&["HELLO", "4", "AUTH", "o", &token("o", HOUR)])
         .await
         .unwrap();
-    assert!(reply.as_error().unwrap().starts_with("NOPROTO"), "{reply:?}");
+    assert!(
+        reply.as_error().unwrap().starts_with("NOPROTO"),
+        "{reply:?}"
+    );
     let reply = client.command(&["HELLO", "3", "BOGUS"]).await.unwrap();
-    assert!(reply.as_error().unwrap().contains("Syntax error"), "{reply:?}");
+    assert!(
+        reply.as_error().unwrap().contains("Syntax error"),
+        "{reply:?}"
+    );
     assert_eq!(harness.connections()[0].protocol, 3);
 }
 
@@ -343,7 +369,9 @@ async fn inline_commands_work_including_inline_auth() {
     assert_eq!(client.read_reply().await.unwrap().as_error(), Some(NOAUTH));
     let t = token("inline-user", HOUR);
     client
-        .write_raw(format!("AUTH inline-user {t}\r\nSET \"a key\" 'v'\nGET \"a key\"\r\n").as_bytes())
+        .write_raw(
+            format!("AUTH inline-user {t}\r\nSET \"a key\" 'v'\nGET \"a key\"\r\n").as_bytes(),
+        )
         .await
         .unwrap();
     assert_eq!(client.read_reply().await.unwrap(), ok());
@@ -376,7 +404,9 @@ async fn quit_closes_the_connection() {
     assert_eq!(client.command(&["QUIT"]).await.unwrap(), ok());
     assert_eq!(client.read_until_closed().await.unwrap(), 0);
     harness
-        .wait_for_stats(Duration::from_secs(5), |s| s.open_now == 0 && s.closed.len() == 1)
+        .wait_for_stats(Duration::from_secs(5), |s| {
+            s.open_now == 0 && s.closed.len() == 1
+        })
         .await
         .unwrap();
 }
@@ -396,7 +426,10 @@ async fn resp2_subscriber_receives_messages_and_cannot_reauth() {
     subscriber.read_reply().await.unwrap();
     let mut publisher = authed(&harness, "pub").await;
     assert_eq!(
-        publisher.command(&["PUBLISH", "news", "hello"]).await.unwrap(),
+        publisher
+            .command(&["PUBLISH", "news", "hello"])
+            .await
+            .unwrap(),
         RespValue::Integer(1)
     );
     assert_eq!(
@@ -410,7 +443,10 @@ async fn resp2_subscriber_receives_messages_and_cannot_reauth() {
         .await
         .unwrap();
     assert!(
-        reply.as_error().unwrap().starts_with("ERR Can't execute 'auth'"),
+        reply
+            .as_error()
+            .unwrap()
+            .starts_with("ERR Can't execute 'auth'"),
         "{reply:?}"
     );
     assert_eq!(harness.connections()[0].deadline, deadline);
@@ -502,7 +538,11 @@ async fn multi_exec_passes_through_and_auth_can_be_queued() {
         .await
         .unwrap();
     assert_eq!(replies[0], ok());
-    assert!(replies[1..4].iter().all(|r| *r == RespValue::Simple("QUEUED".into())));
+    assert!(
+        replies[1..4]
+            .iter()
+            .all(|r| *r == RespValue::Simple("QUEUED".into()))
+    );
     assert_eq!(
         replies[4],
         RespValue::Array(vec![ok(), ok(), RespValue::Integer(2)])
@@ -581,7 +621,10 @@ async fn a_client_that_reauths_stays_past_its_first_expiry() {
     );
     let conns = harness.connections();
     assert_eq!(conns.len(), 1);
-    assert_eq!((conns[0].user.as_deref(), conns[0].reauths), (Some("stays"), 1));
+    assert_eq!(
+        (conns[0].user.as_deref(), conns[0].reauths),
+        (Some("stays"), 1)
+    );
     assert_eq!(harness.stats().reauths, 1);
 }
 

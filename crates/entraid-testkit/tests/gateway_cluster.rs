@@ -1,6 +1,8 @@
 //! A 3-master cluster behind gateways: topology replies and redirections name the gateways (announced ports, no
 //! rewriting), following a MOVED works, AUTH is enforced on every node, and every process is gone after drop.
 
+#![allow(clippy::unwrap_used, reason = "tests: a failed step is a failed test")]
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -37,7 +39,11 @@ async fn a_cluster_behind_gateways_redirects_to_gateways() {
     let gateways = harness.addrs();
     assert_eq!(gateways.len(), 3);
     let gateway_ports: Vec<u16> = gateways.iter().map(SocketAddr::port).collect();
-    let direct_ports: Vec<u16> = harness.direct_addrs().iter().map(SocketAddr::port).collect();
+    let direct_ports: Vec<u16> = harness
+        .direct_addrs()
+        .iter()
+        .map(SocketAddr::port)
+        .collect();
 
     // NOAUTH on every node before AUTH.
     for addr in &gateways {

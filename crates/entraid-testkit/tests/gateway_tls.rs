@@ -1,6 +1,8 @@
 //! The gateway over TLS with a certificate from the test CA: a client trusting that CA authenticates and talks to
 //! Redis; a client trusting another CA, or speaking plain TCP, gets nothing; expiry applies over TLS too.
 
+#![allow(clippy::unwrap_used, reason = "tests: a failed step is a failed test")]
+
 use std::time::Duration;
 
 use entraid_testkit::redis::{RedisHarness, RespClient, RespValue, TLS_SERVER_NAME, token};

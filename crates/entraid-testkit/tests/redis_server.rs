@@ -1,6 +1,8 @@
 //! The redis-server runner: start-up, password, logs, the missing-program error, and that no process survives
 //! its owner (dropped normally, dropped while a test panics, or owned by a whole harness).
 
+#![allow(clippy::unwrap_used, reason = "tests: a failed step is a failed test")]
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -28,10 +30,7 @@ async fn starts_requires_its_password_and_logs() {
         RespValue::Simple("PONG".into())
     );
     // No persistence configured.
-    let save = client
-        .command(&["CONFIG", "GET", "save"])
-        .await
-        .unwrap();
+    let save = client.command(&["CONFIG", "GET", "save"]).await.unwrap();
     assert_eq!(save.as_items().unwrap()[1].as_text().as_deref(), Some(""));
     let aof = client
         .command(&["CONFIG", "GET", "appendonly"])
@@ -84,7 +83,10 @@ async fn a_missing_program_is_named_with_how_to_install_it() {
     assert!(matches!(err, Error::RedisServerMissing { .. }), "{err:?}");
     let message = err.to_string();
     assert!(message.contains("/nonexistent/redis-server"), "{message}");
-    assert!(message.contains("apt-get install -y redis-server"), "{message}");
+    assert!(
+        message.contains("apt-get install -y redis-server"),
+        "{message}"
+    );
 }
 
 #[tokio::test]

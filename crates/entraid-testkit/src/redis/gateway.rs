@@ -1095,7 +1095,11 @@ mod tests {
         assert_eq!(stats.closed_by_expiry, 1);
         let expired = stats.expired().next().unwrap();
         assert_eq!(expired.user.as_deref(), Some("o"));
-        assert!(expired.age > HOUR - Duration::from_secs(3), "{:?}", expired.age);
+        assert!(
+            expired.age > HOUR - Duration::from_secs(3),
+            "{:?}",
+            expired.age
+        );
         assert_eq!(stats.open_now, 0);
     }
 

@@ -11,8 +11,9 @@
 //! - [`RedisHarness`]: the convenient entry point: standalone, standalone with TLS, or cluster.
 //! - [`RespClient`]: a raw RESP client for tests and benchmarks.
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), entraid_testkit::redis::Error> {
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), entraid_testkit::redis::Error> {
 //! use std::time::Duration;
 //! use entraid_testkit::redis::{RedisHarness, RespValue, token};
 //!
