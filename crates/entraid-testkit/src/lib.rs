@@ -12,7 +12,10 @@
 //!   that sign MSAL-style client assertions.
 //! - [`keys`]: the shipped test keys, RS256/PS256 JWT signing and verification.
 //!
-//! See [`redis`] for the Redis harness.
+//! - [`redis`]: the Redis harness: real `redis-server` processes (standalone, TLS, or a 3-master cluster) on free
+//!   ports, killed on drop, each behind a [`redis::Gateway`] that verifies Entra tokens on `AUTH` / `HELLO ... AUTH`
+//!   (signature with the emulator's key, `aud`, `exp`, `nbf`, user = `oid`), answers like Redis on failure and closes
+//!   a connection when its token expires unless it re-authenticated; counters for tests; a raw RESP client.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
