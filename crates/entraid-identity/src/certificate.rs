@@ -218,32 +218,29 @@ impl ClientCertificate {
         let signature = signer
             .sign(probe)
             .map_err(|e| cert_error(format!("the RSA key cannot sign: {e}")))?;
+        let mut readable = 0;
         let mut non_rsa_certificate = false;
         let position = certificates.iter().position(|cert| {
-            let Ok(parsed) = webpki::EndEntityCert::try_from(cert) else {
+            let Some((algorithm, public_key)) = der::subject_public_key(cert) else {
                 return false;
             };
-            match parsed.verify_signature(
-                webpki::ring::RSA_PSS_2048_8192_SHA256_LEGACY_KEY,
-                probe,
-                &signature,
-            ) {
-                Ok(()) => true,
-                Err(webpki::Error::UnsupportedSignatureAlgorithmForPublicKeyContext(_)) => {
-                    non_rsa_certificate = true;
-                    false
-                }
-                Err(_) => false,
+            readable += 1;
+            if algorithm != der::RSA_ENCRYPTION {
+                non_rsa_certificate = true;
+                return false;
             }
+            ring::signature::UnparsedPublicKey::new(
+                &ring::signature::RSA_PSS_2048_8192_SHA256,
+                public_key,
+            )
+            .verify(probe, &signature)
+            .is_ok()
         });
         let Some(position) = position else {
-            if certificates
-                .iter()
-                .all(|c| webpki::EndEntityCert::try_from(c).is_err())
-            {
+            if readable == 0 {
                 return Err(cert_error("the certificate is not a readable X.509 certificate"));
             }
-            return Err(cert_error(if non_rsa_certificate {
+            return Err(cert_error(if non_rsa_certificate && readable == 1 {
                 "the certificate's public key is not RSA, so it cannot match the RSA private key"
             } else {
                 "the private key does not match the certificate (or any certificate of the chain)"
@@ -334,6 +331,61 @@ impl ClientCertificate {
     }
 }
 
+mod der {
+    //! Just enough DER to find a certificate's public key (X.509 v1 or v3): no other crate needed.
+
+    /// The `rsaEncryption` OID (1.2.840.113549.1.1.1), content bytes.
+    pub(super) const RSA_ENCRYPTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+
+    /// Reads one TLV: (tag, content, rest).
+    fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+        let (&tag, rest) = input.split_first()?;
+        let (&first, mut rest) = rest.split_first()?;
+        let len = if first < 0x80 {
+            usize::from(first)
+        } else {
+            let count = usize::from(first & 0x7f);
+            if count == 0 || count > 4 || rest.len() < count {
+                return None;
+            }
+            let (bytes, tail) = rest.split_at(count);
+            rest = tail;
+            bytes.iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
+        };
+        if rest.len() < len {
+            return None;
+        }
+        let (content, rest) = rest.split_at(len);
+        Some((tag, content, rest))
+    }
+
+    fn expect(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+        let (t, content, rest) = tlv(input)?;
+        (t == tag).then_some((content, rest))
+    }
+
+    /// The subject public key's algorithm OID and key bytes (for RSA, the PKCS#1 `RSAPublicKey`).
+    pub(super) fn subject_public_key(cert: &[u8]) -> Option<(&[u8], &[u8])> {
+        const SEQUENCE: u8 = 0x30;
+        let (certificate, _) = expect(cert, SEQUENCE)?;
+        let (mut tbs, _) = expect(certificate, SEQUENCE)?;
+        if tbs.first() == Some(&0xa0) {
+            tbs = tlv(tbs)?.2; // [0] version (absent in v1)
+        }
+        let (_, rest) = expect(tbs, 0x02)?; // serial number
+        let (_, rest) = expect(rest, SEQUENCE)?; // signature algorithm
+        let (_, rest) = expect(rest, SEQUENCE)?; // issuer
+        let (_, rest) = expect(rest, SEQUENCE)?; // validity
+        let (_, rest) = expect(rest, SEQUENCE)?; // subject
+        let (spki, _) = expect(rest, SEQUENCE)?;
+        let (algorithm, rest) = expect(spki, SEQUENCE)?;
+        let (oid, _) = expect(algorithm, 0x06)?;
+        let (bits, _) = expect(rest, 0x03)?;
+        let (&unused, key) = bits.split_first()?;
+        (unused == 0).then_some((oid, key))
+    }
+}
+
 fn digest_array<const N: usize>(algorithm: &'static ring::digest::Algorithm, data: &[u8]) -> [u8; N] {
     let digest = ring::digest::digest(algorithm, data);
     let mut out = [0u8; N];
@@ -383,12 +435,13 @@ impl AssertionSigner {
         }
     }
 
-    /// The current assertion: the cached one while it has more than 60 s left, else a new one.
-    pub(crate) fn assertion(&self, audience: &str, client_id: &str) -> Result<Secret, Error> {
+    /// The current assertion: the cached one while it has more than 60 s left, else a new one. The flag says
+    /// whether it was reused.
+    pub(crate) fn assertion(&self, audience: &str, client_id: &str) -> Result<(Secret, bool), Error> {
         let now = tokio::time::Instant::now();
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(cached) = cache.as_ref().filter(|c| now < c.reuse_until) {
-            return Ok(cached.assertion.clone());
+            return Ok((cached.assertion.clone(), true));
         }
         let assertion = self.certificate.sign_assertion(
             self.algorithm,
@@ -401,7 +454,12 @@ impl AssertionSigner {
             assertion: assertion.clone(),
             reuse_until: now + (ASSERTION_LIFETIME - ASSERTION_REUSE_MARGIN),
         });
-        Ok(assertion)
+        Ok((assertion, false))
+    }
+
+    /// Forgets the cached assertion, so the next one is freshly signed.
+    pub(crate) fn forget(&self) {
+        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 }
 
@@ -435,8 +493,9 @@ impl ClientCertificateCredential {
         &self.signer.certificate
     }
 
-    /// The assertion the next request would send (reused until 60 s before it expires).
-    fn assertion(&self) -> Result<Secret, Error> {
+    /// The assertion the next request would send (reused until 60 s before it expires), and whether it is a
+    /// reused one.
+    fn assertion(&self) -> Result<(Secret, bool), Error> {
         self.signer
             .assertion(self.client.token_endpoint().as_str(), self.client.client_id())
     }
@@ -445,11 +504,19 @@ impl ClientCertificateCredential {
 impl IdentityProvider for ClientCertificateCredential {
     fn request_token(&self) -> BoxFuture<'_, Result<IdentityProviderResponse, Error>> {
         Box::pin(async move {
-            let assertion = self.assertion()?;
-            let response = self
-                .client
-                .request(ClientAuth::Assertion(&assertion))
-                .await?;
+            let (assertion, reused) = self.assertion()?;
+            let result = self.client.request(ClientAuth::Assertion(&assertion)).await;
+            let response = match result {
+                // A refused reused assertion (an identity provider that enforces unique `jti`s): sign a fresh one
+                // and try once more.
+                Err(Error::AuthenticationFailed { .. }) if reused => {
+                    tracing::debug!("a reused client assertion was refused; signing a new one");
+                    self.signer.forget();
+                    let (fresh, _) = self.assertion()?;
+                    self.client.request(ClientAuth::Assertion(&fresh)).await?
+                }
+                other => other?,
+            };
             Ok(response.into())
         })
     }
@@ -507,6 +574,7 @@ mod tests {
     use super::*;
 
     use entraid_testkit::keys::{JwsAlgorithm, TestKey};
+    use rustls_pki_types::pem::PemObject as _;
 
     /// A self-signed certificate for a test key, made with rcgen at test time.
     pub(crate) fn self_signed(key: &TestKey, name: &str) -> String {
@@ -687,6 +755,27 @@ mod tests {
     }
 
     #[test]
+    fn x509_v1_certificates_load() {
+        let v1 = include_str!("../tests/fixtures/client-app-leaf-v1.pem");
+        let pem = format!("{v1}{}", TestKey::client_app().private_key_pem());
+        let cert = ClientCertificate::from_pem(pem.as_bytes()).unwrap();
+        assert_eq!(cert.chain().len(), 1);
+        let pem = format!("{v1}{}", TestKey::client_other().private_key_pem());
+        assert!(ClientCertificate::from_pem(pem.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn truncated_der_is_unreadable_not_a_panic() {
+        let cert = self_signed(TestKey::client_app(), "x");
+        let der = CertificateDer::from_pem_slice(cert.as_bytes()).unwrap();
+        for cut in [0, 1, 2, 10, 100, der.len() / 2, der.len() - 1] {
+            let _ = der::subject_public_key(&der[..cut]);
+        }
+        assert!(der::subject_public_key(&der).is_some());
+        assert_eq!(der::subject_public_key(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]), None);
+    }
+
+    #[test]
     fn debug_shows_no_key() {
         let cert = ClientCertificate::from_pem(pem_for(TestKey::client_app()).as_bytes()).unwrap();
         let shown = format!("{cert:?}");
@@ -698,14 +787,19 @@ mod tests {
     async fn assertions_are_reused_until_60_s_before_expiry() {
         let cert = ClientCertificate::from_pem(pem_for(TestKey::client_app()).as_bytes()).unwrap();
         let signer = AssertionSigner::new(cert, AssertionAlgorithm::Ps256, false);
-        let first = signer.assertion("aud", "client").unwrap();
+        let (first, reused) = signer.assertion("aud", "client").unwrap();
+        assert!(!reused);
         tokio::time::advance(Duration::from_secs(8 * 60)).await;
-        assert_eq!(signer.assertion("aud", "client").unwrap(), first);
+        assert_eq!(signer.assertion("aud", "client").unwrap(), (first.clone(), true));
         tokio::time::advance(Duration::from_secs(59)).await; // 8:59 in: 61 s left
-        assert_eq!(signer.assertion("aud", "client").unwrap(), first);
+        assert_eq!(signer.assertion("aud", "client").unwrap(), (first.clone(), true));
         tokio::time::advance(Duration::from_secs(1)).await; // 9:00 in: 60 s left
-        let second = signer.assertion("aud", "client").unwrap();
+        let (second, reused) = signer.assertion("aud", "client").unwrap();
+        assert!(!reused);
         assert_ne!(second, first);
-        assert_eq!(signer.assertion("aud", "client").unwrap(), second);
+        assert_eq!(signer.assertion("aud", "client").unwrap().0, second);
+        signer.forget();
+        let (third, reused) = signer.assertion("aud", "client").unwrap();
+        assert!(!reused && third != second);
     }
 }

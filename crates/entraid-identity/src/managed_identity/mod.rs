@@ -423,26 +423,47 @@ impl IdentityProvider for ManagedIdentityCredential {
     }
 }
 
-/// Azure Arc and user-assigned identities: fail closed unless the response names the identity asked for.
+/// Azure Arc and user-assigned identities: fail closed unless the answer names the identity asked for, in the
+/// response body (`client_id`, `object_id`, `msi_res_id`) or in the token's claims (`appid`/`azp`, `oid`,
+/// `xms_mirid`).
 fn check_arc_echo(body: &[u8], id: &UserAssignedId) -> Result<(), Error> {
     let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-    let names: &[&str] = match id {
-        UserAssignedId::ClientId(_) => &["client_id"],
-        UserAssignedId::ObjectId(_) => &["object_id"],
-        UserAssignedId::ResourceId(_) => &["msi_res_id", "mi_res_id"],
+    let claims = value
+        .get("access_token")
+        .and_then(|t| t.as_str())
+        .and_then(|t| entraid_core::Claims::from_jwt(t).ok());
+    let (fields, claim_names): (&[&str], &[&str]) = match id {
+        UserAssignedId::ClientId(_) => (&["client_id"], &["appid", "azp"]),
+        UserAssignedId::ObjectId(_) => (&["object_id"], &["oid"]),
+        UserAssignedId::ResourceId(_) => (&["msi_res_id", "mi_res_id"], &["xms_mirid"]),
     };
-    let echoed = names
+    let from_body = fields
         .iter()
-        .filter_map(|n| value.get(*n).and_then(|v| v.as_str()))
-        .any(|v| v.eq_ignore_ascii_case(id.value()));
-    if echoed {
+        .filter_map(|n| value.get(*n).and_then(|v| v.as_str()));
+    let from_claims = claim_names.iter().filter_map(|n| {
+        claims
+            .as_ref()
+            .and_then(|c| c.get(n))
+            .and_then(|v| v.as_str())
+    });
+    let mut echoed = from_body.chain(from_claims).peekable();
+    if echoed.peek().is_none() {
+        return Err(Error::authentication_failed(
+            NAME,
+            format!(
+                "Azure Arc's answer does not say which identity it is for; refusing it, as the user-assigned {} \
+                 cannot be confirmed",
+                id.kind()
+            ),
+        ));
+    }
+    if echoed.all(|v| v.eq_ignore_ascii_case(id.value())) {
         Ok(())
     } else {
         Err(Error::authentication_failed(
             NAME,
             format!(
-                "Azure Arc did not confirm the user-assigned identity's {} in its answer; refusing a token that \
-                 may belong to another identity",
+                "Azure Arc answered for another identity than the user-assigned {} asked for; refusing the token",
                 id.kind()
             ),
         ))
@@ -910,8 +931,16 @@ mod tests {
     fn arc_echo_fails_closed() {
         let body = br#"{"access_token":"x","client_id":"CID"}"#;
         assert!(check_arc_echo(body, &UserAssignedId::ClientId("cid".into())).is_ok());
-        assert!(check_arc_echo(body, &UserAssignedId::ClientId("other".into())).is_err());
-        assert!(check_arc_echo(body, &UserAssignedId::ObjectId("cid".into())).is_err());
+        let err = check_arc_echo(body, &UserAssignedId::ClientId("other".into())).unwrap_err();
+        assert!(err.to_string().contains("another identity"), "{err}");
+        let err = check_arc_echo(body, &UserAssignedId::ObjectId("cid".into())).unwrap_err();
+        assert!(err.to_string().contains("cannot be confirmed"), "{err}");
         assert!(check_arc_echo(b"not json", &UserAssignedId::ClientId("cid".into())).is_err());
+        // The token's claims count too: oid for an object id, xms_mirid for a resource id.
+        let jwt = entraid_core::unsigned_jwt(&serde_json::json!({"oid": "o-1", "xms_mirid": "/sub/r"}));
+        let body = format!(r#"{{"access_token":"{jwt}","client_id":"c"}}"#);
+        assert!(check_arc_echo(body.as_bytes(), &UserAssignedId::ObjectId("o-1".into())).is_ok());
+        assert!(check_arc_echo(body.as_bytes(), &UserAssignedId::ObjectId("o-2".into())).is_err());
+        assert!(check_arc_echo(body.as_bytes(), &UserAssignedId::ResourceId("/SUB/R".into())).is_ok());
     }
 }

@@ -1,0 +1,10 @@
+//! End-to-end tests of every flow against the testkit's Entra ID emulator, over HTTPS with its test CA: success,
+//! the seeds' Entra errors, and the emulator's faults.
+
+mod certificate;
+mod client_secret;
+mod common;
+mod environment;
+mod managed_identity;
+mod redaction;
+mod workload_identity;
