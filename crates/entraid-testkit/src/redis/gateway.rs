@@ -37,6 +37,9 @@
 //!   closed when its token expires, as on Azure; a RESP3 subscriber can.
 //! - Inside `MULTI`, a valid `AUTH` is queued by the backend (`+QUEUED`, then `+OK` in the `EXEC` reply); the
 //!   gateway moves the deadline when it sees the command, not at `EXEC`.
+//! - A valid `AUTH` moves the deadline when the gateway reads it, not when redis-server executes it: on a
+//!   connection blocked in `BLPOP`, redis-server runs a pipelined `AUTH` only after the blocking command returns,
+//!   but the gateway has already moved the deadline (Azure may be stricter there).
 //! - State is tracked from the commands, not the replies: a subscription the server refused (for example an
 //!   `SSUBSCRIBE` answered with `MOVED`) still counts as one until unsubscribed.
 //!
