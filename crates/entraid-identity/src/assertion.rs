@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use entraid_core::{BoxError, BoxFuture, Error, IdentityProvider, IdentityProviderResponse, Secret};
+use entraid_core::{
+    BoxError, BoxFuture, Error, IdentityProvider, IdentityProviderResponse, Secret,
+};
 
 use crate::confidential::{ClientAuth, CommonBuilder, ConfidentialClient, common_builder_methods};
 
@@ -73,7 +75,10 @@ impl AssertionFile {
         let text = tokio::fs::read_to_string(&self.path).await.map_err(|e| {
             Error::unavailable(
                 self.credential,
-                format!("cannot read the assertion file {}: {e}", self.path.display()),
+                format!(
+                    "cannot read the assertion file {}: {e}",
+                    self.path.display()
+                ),
             )
         })?;
         let assertion = Secret::new(text.trim().to_owned());
@@ -340,7 +345,8 @@ mod tests {
     use crate::Env;
 
     fn temp_file(name: &str, contents: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("entraid-assert-{}-{name}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("entraid-assert-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("token");
         std::fs::write(&path, contents).unwrap();
@@ -364,7 +370,10 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         tokio::time::advance(Duration::from_secs(600)).await;
         let err = file.assertion().await.unwrap_err();
-        assert!(err.is_unavailable() && err.to_string().contains("cannot read"), "{err}");
+        assert!(
+            err.is_unavailable() && err.to_string().contains("cannot read"),
+            "{err}"
+        );
         std::fs::write(&path, "  \n").unwrap();
         let err = file.assertion().await.unwrap_err();
         assert!(err.to_string().contains("empty"), "{err}");
@@ -386,7 +395,14 @@ mod tests {
             .unwrap();
         assert_eq!(credential.name(), "WorkloadIdentity");
         assert_eq!(credential.0.client.client_id(), "client-a");
-        assert!(credential.0.client.token_endpoint().as_str().contains("/tenant-a/"));
+        assert!(
+            credential
+                .0
+                .client
+                .token_endpoint()
+                .as_str()
+                .contains("/tenant-a/")
+        );
         let credential = WorkloadIdentityCredential::builder()
             .env(env)
             .http_client(http.clone())
@@ -396,7 +412,14 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(credential.0.client.client_id(), "client-b");
-        assert!(credential.0.client.token_endpoint().as_str().contains("/tenant-b/"));
+        assert!(
+            credential
+                .0
+                .client
+                .token_endpoint()
+                .as_str()
+                .contains("/tenant-b/")
+        );
         assert!(format!("{credential:?}").contains("/other/file"));
 
         let err = WorkloadIdentityCredential::builder()
@@ -407,7 +430,9 @@ mod tests {
         assert!(err.is_unavailable(), "{err}");
         let text = err.to_string();
         assert!(
-            text.contains("AZURE_TENANT_ID") && text.contains(AZURE_FEDERATED_TOKEN_FILE) && !text.contains("AZURE_CLIENT_ID,"),
+            text.contains("AZURE_TENANT_ID")
+                && text.contains(AZURE_FEDERATED_TOKEN_FILE)
+                && !text.contains("AZURE_CLIENT_ID,"),
             "{text}"
         );
     }
@@ -420,7 +445,13 @@ mod tests {
                 .client_id("c")
                 .env(Env::from_map::<&str, &str>([]))
         };
-        assert!(base().build().unwrap_err().to_string().contains("no assertion source"));
+        assert!(
+            base()
+                .build()
+                .unwrap_err()
+                .to_string()
+                .contains("no assertion source")
+        );
         let both = base()
             .assertion_file("/x")
             .assertion_callback(|| async { Ok::<_, std::io::Error>("a".to_owned()) })

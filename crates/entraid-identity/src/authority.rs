@@ -121,7 +121,9 @@ pub(crate) fn checked_url(text: &str, what: &str) -> Result<Url, Error> {
         }
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(Error::configuration(format!("the {what} `{url}` has no host")));
+        return Err(Error::configuration(format!(
+            "the {what} `{url}` has no host"
+        )));
     }
     Ok(url)
 }
@@ -254,7 +256,8 @@ impl Authority {
             text = stripped.to_owned();
         }
         let (_, last) = text.rsplit_once('/').unwrap_or(("", ""));
-        if last.is_empty() || last.contains(':') || Url::parse(&text).is_ok_and(|u| u.path() == "/") {
+        if last.is_empty() || last.contains(':') || Url::parse(&text).is_ok_and(|u| u.path() == "/")
+        {
             return Err(Error::configuration(format!(
                 "the authority `{url}` names no tenant; write it as https://host/<tenant>"
             )));
@@ -372,7 +375,11 @@ mod tests {
 
     #[test]
     fn tenants() {
-        for ok in ["72f988bf-86f1-41af-91ab-2d7cd011db47", "contoso.onmicrosoft.com", "a"] {
+        for ok in [
+            "72f988bf-86f1-41af-91ab-2d7cd011db47",
+            "contoso.onmicrosoft.com",
+            "a",
+        ] {
             assert!(TenantId::new(ok).is_ok(), "{ok}");
         }
         for bad in ["", "a/b", "a b", "tenant?x", "%2e%2e", "ten\nant", "é"] {
@@ -411,7 +418,10 @@ mod tests {
         let common = Authority::multi_tenant(AuthorityHost::Public, "common").unwrap();
         let err = common.require_real_tenant("ClientSecret").unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("`common`") && text.contains("name the tenant"), "{text}");
+        assert!(
+            text.contains("`common`") && text.contains("name the tenant"),
+            "{text}"
+        );
         assert!(a.require_real_tenant("ClientSecret").is_ok());
     }
 }

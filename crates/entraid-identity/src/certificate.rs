@@ -190,7 +190,10 @@ impl ClientCertificate {
     pub fn from_file(path: impl AsRef<Path>, password: Option<&Secret>) -> Result<Self, Error> {
         let path = path.as_ref();
         let data = std::fs::read(path).map_err(|e| {
-            cert_error(format!("cannot read the certificate file {}: {e}", path.display()))
+            cert_error(format!(
+                "cannot read the certificate file {}: {e}",
+                path.display()
+            ))
         })?;
         Self::from_bytes(&data, password)
     }
@@ -238,7 +241,9 @@ impl ClientCertificate {
         });
         let Some(position) = position else {
             if readable == 0 {
-                return Err(cert_error("the certificate is not a readable X.509 certificate"));
+                return Err(cert_error(
+                    "the certificate is not a readable X.509 certificate",
+                ));
             }
             return Err(cert_error(if non_rsa_certificate && readable == 1 {
                 "the certificate's public key is not RSA, so it cannot match the RSA private key"
@@ -335,7 +340,8 @@ mod der {
     //! Just enough DER to find a certificate's public key (X.509 v1 or v3): no other crate needed.
 
     /// The `rsaEncryption` OID (1.2.840.113549.1.1.1), content bytes.
-    pub(super) const RSA_ENCRYPTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+    pub(super) const RSA_ENCRYPTION: &[u8] =
+        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
 
     /// Reads one TLV: (tag, content, rest).
     fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
@@ -350,7 +356,9 @@ mod der {
             }
             let (bytes, tail) = rest.split_at(count);
             rest = tail;
-            bytes.iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
+            bytes
+                .iter()
+                .fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
         };
         if rest.len() < len {
             return None;
@@ -386,7 +394,10 @@ mod der {
     }
 }
 
-fn digest_array<const N: usize>(algorithm: &'static ring::digest::Algorithm, data: &[u8]) -> [u8; N] {
+fn digest_array<const N: usize>(
+    algorithm: &'static ring::digest::Algorithm,
+    data: &[u8],
+) -> [u8; N] {
     let digest = ring::digest::digest(algorithm, data);
     let mut out = [0u8; N];
     out.copy_from_slice(digest.as_ref());
@@ -437,7 +448,11 @@ impl AssertionSigner {
 
     /// The current assertion: the cached one while it has more than 60 s left, else a new one. The flag says
     /// whether it was reused.
-    pub(crate) fn assertion(&self, audience: &str, client_id: &str) -> Result<(Secret, bool), Error> {
+    pub(crate) fn assertion(
+        &self,
+        audience: &str,
+        client_id: &str,
+    ) -> Result<(Secret, bool), Error> {
         let now = tokio::time::Instant::now();
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(cached) = cache.as_ref().filter(|c| now < c.reuse_until) {
@@ -496,8 +511,10 @@ impl ClientCertificateCredential {
     /// The assertion the next request would send (reused until 60 s before it expires), and whether it is a
     /// reused one.
     fn assertion(&self) -> Result<(Secret, bool), Error> {
-        self.signer
-            .assertion(self.client.token_endpoint().as_str(), self.client.client_id())
+        self.signer.assertion(
+            self.client.token_endpoint().as_str(),
+            self.client.client_id(),
+        )
     }
 }
 
@@ -584,7 +601,11 @@ mod tests {
     }
 
     fn pem_for(key: &TestKey) -> String {
-        format!("{}{}", self_signed(key, "client-app"), key.private_key_pem())
+        format!(
+            "{}{}",
+            self_signed(key, "client-app"),
+            key.private_key_pem()
+        )
     }
 
     #[test]
@@ -625,8 +646,10 @@ mod tests {
             // The signature verifies with the key's public half.
             let public = ring::signature::UnparsedPublicKey::new(
                 match jws {
-                    JwsAlgorithm::Rs256 => &ring::signature::RSA_PKCS1_2048_8192_SHA256
-                        as &dyn ring::signature::VerificationAlgorithm,
+                    JwsAlgorithm::Rs256 => {
+                        &ring::signature::RSA_PKCS1_2048_8192_SHA256
+                            as &dyn ring::signature::VerificationAlgorithm
+                    }
                     JwsAlgorithm::Ps256 => &ring::signature::RSA_PSS_2048_8192_SHA256,
                 },
                 key.public_key_der(),
@@ -670,8 +693,9 @@ mod tests {
     /// Re-wraps a PKCS#8 RSA key as PKCS#1 (the PKCS#8 `privateKey` OCTET STRING holds the PKCS#1 structure).
     fn pkcs8_to_pkcs1_pem(key: &TestKey) -> String {
         use rustls_pki_types::pem::PemObject as _;
-        let der = rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(key.private_key_pem().as_bytes())
-            .unwrap();
+        let der =
+            rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(key.private_key_pem().as_bytes())
+                .unwrap();
         let bytes = der.secret_pkcs8_der();
         // The PKCS#1 RSAPrivateKey is the last TLV: a SEQUENCE inside the final OCTET STRING; find "04 82 len 30 82".
         let start = bytes
@@ -734,7 +758,9 @@ mod tests {
                 "unreadable PEM",
             ),
             (
-                format!("{cert}-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n"),
+                format!(
+                    "{cert}-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n"
+                ),
                 "encrypted",
             ),
             (
@@ -772,7 +798,10 @@ mod tests {
             let _ = der::subject_public_key(&der[..cut]);
         }
         assert!(der::subject_public_key(&der).is_some());
-        assert_eq!(der::subject_public_key(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]), None);
+        assert_eq!(
+            der::subject_public_key(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]),
+            None
+        );
     }
 
     #[test]
@@ -790,9 +819,15 @@ mod tests {
         let (first, reused) = signer.assertion("aud", "client").unwrap();
         assert!(!reused);
         tokio::time::advance(Duration::from_secs(8 * 60)).await;
-        assert_eq!(signer.assertion("aud", "client").unwrap(), (first.clone(), true));
+        assert_eq!(
+            signer.assertion("aud", "client").unwrap(),
+            (first.clone(), true)
+        );
         tokio::time::advance(Duration::from_secs(59)).await; // 8:59 in: 61 s left
-        assert_eq!(signer.assertion("aud", "client").unwrap(), (first.clone(), true));
+        assert_eq!(
+            signer.assertion("aud", "client").unwrap(),
+            (first.clone(), true)
+        );
         tokio::time::advance(Duration::from_secs(1)).await; // 9:00 in: 60 s left
         let (second, reused) = signer.assertion("aud", "client").unwrap();
         assert!(!reused);

@@ -51,7 +51,10 @@ impl ClientSecretCredential {
 impl IdentityProvider for ClientSecretCredential {
     fn request_token(&self) -> BoxFuture<'_, Result<IdentityProviderResponse, Error>> {
         Box::pin(async move {
-            let response = self.client.request(ClientAuth::Secret(&self.secret)).await?;
+            let response = self
+                .client
+                .request(ClientAuth::Secret(&self.secret))
+                .await?;
             Ok(response.into())
         })
     }

@@ -129,7 +129,10 @@ pub(crate) fn check_client_id(credential: &str, client_id: &str) -> Result<(), E
             "{credential}: the client id is empty; set the application (client) id, for example with AZURE_CLIENT_ID"
         )));
     }
-    if client_id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if client_id
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control())
+    {
         return Err(Error::configuration(format!(
             "{credential}: the client id must not hold spaces or control characters"
         )));
@@ -194,7 +197,9 @@ impl CommonBuilder {
 /// Prefixes a configuration error with the credential's name.
 pub(crate) fn prefixed(credential: &str, error: Error) -> Error {
     match error {
-        Error::Configuration { message } => Error::configuration(format!("{credential}: {message}")),
+        Error::Configuration { message } => {
+            Error::configuration(format!("{credential}: {message}"))
+        }
         other => other,
     }
 }
@@ -347,7 +352,10 @@ mod tests {
             let err = b.build("ClientSecret").unwrap_err();
             assert!(matches!(err, Error::Configuration { .. }), "{err}");
             let text = err.to_string();
-            assert!(text.contains(expected) && text.contains("ClientSecret"), "{text}");
+            assert!(
+                text.contains(expected) && text.contains("ClientSecret"),
+                "{text}"
+            );
         }
     }
 }

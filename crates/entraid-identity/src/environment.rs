@@ -96,13 +96,7 @@ impl IdentityProvider for EnvironmentCredential {
                 password,
             } => Box::pin(async move {
                 let response = client
-                    .request_grant(
-                        Grant::Password {
-                            username,
-                            password,
-                        },
-                        ClientAuth::None,
-                    )
+                    .request_grant(Grant::Password { username, password }, ClientAuth::None)
                     .await?;
                 Ok(response.into())
             }),
@@ -180,7 +174,9 @@ impl EnvironmentCredentialBuilder {
             builder.common = common;
             Inner::Secret(builder.build()?)
         } else if let Some(path) = env.get("AZURE_CLIENT_CERTIFICATE_PATH") {
-            let password = env.get("AZURE_CLIENT_CERTIFICATE_PASSWORD").map(Secret::new);
+            let password = env
+                .get("AZURE_CLIENT_CERTIFICATE_PASSWORD")
+                .map(Secret::new);
             let certificate = ClientCertificate::from_file(PathBuf::from(&path), password.as_ref())
                 .map_err(|e| match e {
                     Error::Configuration { message } => Error::configuration(format!(
@@ -247,24 +243,37 @@ mod tests {
             ("AZURE_USERNAME", "u"),
             ("AZURE_PASSWORD", "p"),
         ];
-        assert_eq!(with(&all).unwrap().kind(), EnvironmentCredentialKind::ClientSecret);
+        assert_eq!(
+            with(&all).unwrap().kind(),
+            EnvironmentCredentialKind::ClientSecret
+        );
         // The certificate comes next: an unreadable file is a configuration error naming the variable.
         let err = with(&all[1..]).unwrap_err();
         assert!(matches!(err, Error::Configuration { .. }), "{err}");
-        assert!(err.to_string().contains("AZURE_CLIENT_CERTIFICATE_PATH"), "{err}");
+        assert!(
+            err.to_string().contains("AZURE_CLIENT_CERTIFICATE_PATH"),
+            "{err}"
+        );
         assert_eq!(
             with(&all[2..]).unwrap().kind(),
             EnvironmentCredentialKind::UsernamePassword
         );
         let err = with(&all[2..3]).unwrap_err();
-        assert!(err.is_unavailable() && err.to_string().contains("AZURE_CLIENT_SECRET"), "{err}");
+        assert!(
+            err.is_unavailable() && err.to_string().contains("AZURE_CLIENT_SECRET"),
+            "{err}"
+        );
     }
 
     #[test]
     fn tenant_and_client_are_required() {
         let err = build(&[("AZURE_CLIENT_SECRET", "s")]).unwrap_err();
         assert!(err.is_unavailable(), "{err}");
-        assert!(err.to_string().contains("AZURE_TENANT_ID and AZURE_CLIENT_ID"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("AZURE_TENANT_ID and AZURE_CLIENT_ID"),
+            "{err}"
+        );
         let err = build(&[("AZURE_TENANT_ID", "t"), ("AZURE_CLIENT_SECRET", "s")]).unwrap_err();
         assert!(err.to_string().contains("AZURE_CLIENT_ID not set"), "{err}");
         let err = build(&[

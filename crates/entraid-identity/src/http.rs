@@ -109,9 +109,8 @@ impl HttpOptions {
     pub fn add_root_certificates_pem(mut self, pem: &[u8]) -> Result<Self, Error> {
         let mut found = 0;
         for cert in CertificateDer::pem_slice_iter(pem) {
-            let cert = cert.map_err(|e| {
-                Error::configuration(format!("unreadable CA certificate PEM: {e}"))
-            })?;
+            let cert = cert
+                .map_err(|e| Error::configuration(format!("unreadable CA certificate PEM: {e}")))?;
             self.extra_roots.push(cert);
             found += 1;
         }
@@ -407,7 +406,11 @@ impl Request {
     }
 
     /// Adds a header whose value is secret: it is marked sensitive so no HTTP layer logs it.
-    pub(crate) fn secret_header(mut self, name: &'static str, value: &Secret) -> Result<Self, Error> {
+    pub(crate) fn secret_header(
+        mut self,
+        name: &'static str,
+        value: &Secret,
+    ) -> Result<Self, Error> {
         let mut value = HeaderValue::from_str(value.expose_secret()).map_err(|_| {
             Error::configuration(format!(
                 "the secret for the `{name}` header has characters HTTP headers cannot carry"
@@ -538,7 +541,12 @@ pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], Error> {
     let mut bytes = [0u8; N];
     ring::rand::SystemRandom::new()
         .fill(&mut bytes)
-        .map_err(|_| Error::custom("the operating system's random number generator failed", false))?;
+        .map_err(|_| {
+            Error::custom(
+                "the operating system's random number generator failed",
+                false,
+            )
+        })?;
     Ok(bytes)
 }
 
@@ -597,7 +605,10 @@ mod tests {
         headers.insert("retry-after", HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&headers, now), None);
         headers.insert("x-ms-retry-after-ms", HeaderValue::from_static("1500"));
-        assert_eq!(retry_after(&headers, now), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            retry_after(&headers, now),
+            Some(Duration::from_millis(1500))
+        );
         headers.insert("retry-after-ms", HeaderValue::from_static("250"));
         assert_eq!(retry_after(&headers, now), Some(Duration::from_millis(250)));
     }
@@ -629,7 +640,10 @@ mod tests {
         let err = HttpOptions::new()
             .add_root_certificates_pem(b"not a pem")
             .unwrap_err();
-        assert!(err.to_string().contains("no `-----BEGIN CERTIFICATE-----`"), "{err}");
+        assert!(
+            err.to_string().contains("no `-----BEGIN CERTIFICATE-----`"),
+            "{err}"
+        );
         let client = HttpOptions::new().native_roots(false).build().unwrap();
         assert_eq!(client.timeout(), DEFAULT_TIMEOUT);
         assert!(format!("{client:?}").starts_with("HttpClient"));

@@ -84,18 +84,22 @@ pub use client_secret::{ClientSecretCredential, ClientSecretCredentialBuilder};
 
 #[cfg(feature = "managed-identity")]
 pub use managed_identity::{
-    ARC_DEFAULT_ENDPOINT, ARC_HIMDS_PATH, ARC_MAX_KEY_BYTES, ARC_TOKENS_DIR, IMDS_ENDPOINT, ImdsRetryPolicy,
-    ManagedIdentityCredential, ManagedIdentityCredentialBuilder, ManagedIdentitySource, UserAssignedId,
+    ARC_DEFAULT_ENDPOINT, ARC_HIMDS_PATH, ARC_MAX_KEY_BYTES, ARC_TOKENS_DIR, IMDS_ENDPOINT,
+    ImdsRetryPolicy, ManagedIdentityCredential, ManagedIdentityCredentialBuilder,
+    ManagedIdentitySource, UserAssignedId,
 };
 
 #[cfg(feature = "workload-identity")]
 pub use assertion::{
-    ASSERTION_FILE_REREAD, AZURE_FEDERATED_TOKEN_FILE, ClientAssertionCredential, ClientAssertionCredentialBuilder,
-    WorkloadIdentityCredential, WorkloadIdentityCredentialBuilder,
+    ASSERTION_FILE_REREAD, AZURE_FEDERATED_TOKEN_FILE, ClientAssertionCredential,
+    ClientAssertionCredentialBuilder, WorkloadIdentityCredential,
+    WorkloadIdentityCredentialBuilder,
 };
 
 #[cfg(feature = "environment")]
-pub use environment::{EnvironmentCredential, EnvironmentCredentialBuilder, EnvironmentCredentialKind};
+pub use environment::{
+    EnvironmentCredential, EnvironmentCredentialBuilder, EnvironmentCredentialKind,
+};
 
 #[cfg(feature = "client-certificate")]
 pub use certificate::{

@@ -14,7 +14,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use entraid_core::{BoxFuture, Error, IdentityProvider, IdentityProviderResponse, REDIS_SCOPE, Secret};
+use entraid_core::{
+    BoxFuture, Error, IdentityProvider, IdentityProviderResponse, REDIS_SCOPE, Secret,
+};
 use reqwest::Url;
 
 use crate::env::Env;
@@ -231,7 +233,7 @@ impl ManagedIdentityCredential {
                                 format!(
                                     "no managed identity endpoint answered at {} (IMDS); this does not look like \
                                      an Azure host with a managed identity: {e}",
-                                    host_of(&url)
+                                    host_of(url)
                                 ),
                             )),
                             other => other,
@@ -242,8 +244,7 @@ impl ManagedIdentityCredential {
             }
             Source::AppService { header, .. } => {
                 let url = self.url("2019-08-01", Some(["client_id", "object_id", "mi_res_id"]));
-                let request =
-                    Request::get(NAME, url).secret_header("x-identity-header", header)?;
+                let request = Request::get(NAME, url).secret_header("x-identity-header", header)?;
                 self.http.send(request).await
             }
             Source::AzureArc { tokens_dir, .. } => self.fetch_arc(tokens_dir).await,
@@ -335,10 +336,7 @@ fn host_of(url: &Url) -> String {
 /// inside the expected folder: the path must end in `.key` and its folder must be exactly `tokens_dir`.
 pub(crate) fn arc_key_path(challenge: &str, tokens_dir: &Path) -> Result<PathBuf, Error> {
     let refuse = |why: &str| {
-        Error::authentication_failed(
-            NAME,
-            format!("refusing Azure Arc's challenge: {why}"),
-        )
+        Error::authentication_failed(NAME, format!("refusing Azure Arc's challenge: {why}"))
     };
     let realm = challenge
         .trim()
@@ -399,9 +397,8 @@ fn read_arc_key(path: &Path) -> Result<Secret, Error> {
             "the Azure Arc key file grew over the limit while it was read",
         ));
     }
-    let text = String::from_utf8(bytes).map_err(|_| {
-        Error::authentication_failed(NAME, "the Azure Arc key file is not text")
-    })?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Error::authentication_failed(NAME, "the Azure Arc key file is not text"))?;
     Ok(Secret::new(text.trim().to_owned()))
 }
 
@@ -409,10 +406,10 @@ impl IdentityProvider for ManagedIdentityCredential {
     fn request_token(&self) -> BoxFuture<'_, Result<IdentityProviderResponse, Error>> {
         Box::pin(async move {
             let response = self.fetch().await?;
-            if response.is_success() {
-                if let (ManagedIdentitySource::AzureArc, Some(id)) = (self.source(), &self.id) {
-                    check_arc_echo(&response.body, id)?;
-                }
+            if response.is_success()
+                && let (ManagedIdentitySource::AzureArc, Some(id)) = (self.source(), &self.id)
+            {
+                check_arc_echo(&response.body, id)?;
             }
             Ok(response.token_response(NAME)?.into())
         })
@@ -555,9 +552,8 @@ impl ManagedIdentityCredentialBuilder {
         };
         let var = |name: &str| env.get(name);
         let endpoint = |name: &str, value: String| -> Result<Url, Error> {
-            let url = Url::parse(&value).map_err(|e| {
-                Error::configuration(format!("{NAME}: {name} is not a URL ({e})"))
-            })?;
+            let url = Url::parse(&value)
+                .map_err(|e| Error::configuration(format!("{NAME}: {name} is not a URL ({e})")))?;
             if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
                 return Err(Error::configuration(format!(
                     "{NAME}: {name} must be an http or https URL"
@@ -596,8 +592,7 @@ impl ManagedIdentityCredentialBuilder {
                 endpoint: endpoint("MSI_ENDPOINT", ep)?,
             },
             (identity_endpoint, _, _, None, _)
-                if (identity_endpoint.is_some() && env.has("IMDS_ENDPOINT"))
-                    || himds.exists() =>
+                if (identity_endpoint.is_some() && env.has("IMDS_ENDPOINT")) || himds.exists() =>
             {
                 Source::AzureArc {
                     endpoint: endpoint(
@@ -634,7 +629,10 @@ impl ManagedIdentityCredentialBuilder {
                     "{NAME}: Service Fabric identities are chosen in the application manifest, not at run time"
                 )));
             }
-            (Source::AzureMl { .. }, Some(id @ (UserAssignedId::ObjectId(_) | UserAssignedId::ResourceId(_)))) => {
+            (
+                Source::AzureMl { .. },
+                Some(id @ (UserAssignedId::ObjectId(_) | UserAssignedId::ResourceId(_))),
+            ) => {
                 return Err(Error::configuration(format!(
                     "{NAME}: Azure ML selects user-assigned identities by client id only, not by {}",
                     id.kind()
@@ -764,7 +762,10 @@ mod tests {
         HttpClient::new(crate::HttpOptions::new().native_roots(false)).unwrap()
     }
 
-    fn build(vars: &[(&str, &str)], id: Option<UserAssignedId>) -> Result<ManagedIdentityCredential, Error> {
+    fn build(
+        vars: &[(&str, &str)],
+        id: Option<UserAssignedId>,
+    ) -> Result<ManagedIdentityCredential, Error> {
         let mut b = ManagedIdentityCredential::builder()
             .env(Env::from_map(vars.iter().copied()))
             .http_client(http())
@@ -782,30 +783,48 @@ mod tests {
             (vec![], ManagedIdentitySource::Imds),
             (
                 vec![
-                    ("IDENTITY_ENDPOINT", "https://localhost:2377/metadata/identity/oauth2/token"),
+                    (
+                        "IDENTITY_ENDPOINT",
+                        "https://localhost:2377/metadata/identity/oauth2/token",
+                    ),
                     ("IDENTITY_HEADER", "h"),
                     ("IDENTITY_SERVER_THUMBPRINT", &thumb),
                 ],
                 ManagedIdentitySource::ServiceFabric,
             ),
             (
-                vec![("IDENTITY_ENDPOINT", "http://localhost:4141/msi/token"), ("IDENTITY_HEADER", "h")],
+                vec![
+                    ("IDENTITY_ENDPOINT", "http://localhost:4141/msi/token"),
+                    ("IDENTITY_HEADER", "h"),
+                ],
                 ManagedIdentitySource::AppService,
             ),
             (
-                vec![("MSI_ENDPOINT", "http://127.0.0.1:1/msi"), ("MSI_SECRET", "s")],
+                vec![
+                    ("MSI_ENDPOINT", "http://127.0.0.1:1/msi"),
+                    ("MSI_SECRET", "s"),
+                ],
                 ManagedIdentitySource::AzureMl,
             ),
-            (vec![("MSI_ENDPOINT", "http://localhost:50342/oauth2/token")], ManagedIdentitySource::CloudShell),
+            (
+                vec![("MSI_ENDPOINT", "http://localhost:50342/oauth2/token")],
+                ManagedIdentitySource::CloudShell,
+            ),
             (
                 vec![
-                    ("IDENTITY_ENDPOINT", "http://localhost:40342/metadata/identity/oauth2/token"),
+                    (
+                        "IDENTITY_ENDPOINT",
+                        "http://localhost:40342/metadata/identity/oauth2/token",
+                    ),
                     ("IMDS_ENDPOINT", "http://localhost:40342"),
                 ],
                 ManagedIdentitySource::AzureArc,
             ),
             // IDENTITY_ENDPOINT alone is no host at all: IMDS.
-            (vec![("IDENTITY_ENDPOINT", "http://localhost:1/x")], ManagedIdentitySource::Imds),
+            (
+                vec![("IDENTITY_ENDPOINT", "http://localhost:1/x")],
+                ManagedIdentitySource::Imds,
+            ),
         ];
         for (vars, expected) in cases {
             let credential = build(&vars, None).unwrap();
@@ -861,7 +880,10 @@ mod tests {
         let shell = [("MSI_ENDPOINT", "http://localhost:50342/oauth2/token")];
         let err = build(&shell, Some(UserAssignedId::ClientId("c".into()))).unwrap_err();
         assert!(err.to_string().contains("Cloud Shell"), "{err}");
-        let ml = [("MSI_ENDPOINT", "http://127.0.0.1:1/msi"), ("MSI_SECRET", "s")];
+        let ml = [
+            ("MSI_ENDPOINT", "http://127.0.0.1:1/msi"),
+            ("MSI_SECRET", "s"),
+        ];
         assert!(build(&ml, Some(UserAssignedId::ClientId("c".into()))).is_ok());
         let err = build(&ml, Some(UserAssignedId::ObjectId("o".into()))).unwrap_err();
         assert!(err.to_string().contains("client id only"), "{err}");
@@ -870,9 +892,19 @@ mod tests {
             ("IDENTITY_HEADER", "h"),
             ("IDENTITY_SERVER_THUMBPRINT", "xyz"),
         ];
-        assert!(build(&bad_thumb, None).unwrap_err().to_string().contains("40 hex"));
+        assert!(
+            build(&bad_thumb, None)
+                .unwrap_err()
+                .to_string()
+                .contains("40 hex")
+        );
         let bad_url = [("MSI_ENDPOINT", "not a url")];
-        assert!(build(&bad_url, None).unwrap_err().to_string().contains("MSI_ENDPOINT"));
+        assert!(
+            build(&bad_url, None)
+                .unwrap_err()
+                .to_string()
+                .contains("MSI_ENDPOINT")
+        );
         let err = ManagedIdentityCredential::builder()
             .env(Env::from_map::<&str, &str>([]))
             .http_client(http())
@@ -907,7 +939,10 @@ mod tests {
             "Basic realm=abc.key",
         ] {
             let err = arc_key_path(bad, dir).unwrap_err();
-            assert!(matches!(err, Error::AuthenticationFailed { .. }), "{bad}: {err}");
+            assert!(
+                matches!(err, Error::AuthenticationFailed { .. }),
+                "{bad}: {err}"
+            );
         }
     }
 
@@ -937,10 +972,17 @@ mod tests {
         assert!(err.to_string().contains("cannot be confirmed"), "{err}");
         assert!(check_arc_echo(b"not json", &UserAssignedId::ClientId("cid".into())).is_err());
         // The token's claims count too: oid for an object id, xms_mirid for a resource id.
-        let jwt = entraid_core::unsigned_jwt(&serde_json::json!({"oid": "o-1", "xms_mirid": "/sub/r"}));
+        let jwt =
+            entraid_core::unsigned_jwt(&serde_json::json!({"oid": "o-1", "xms_mirid": "/sub/r"}));
         let body = format!(r#"{{"access_token":"{jwt}","client_id":"c"}}"#);
         assert!(check_arc_echo(body.as_bytes(), &UserAssignedId::ObjectId("o-1".into())).is_ok());
         assert!(check_arc_echo(body.as_bytes(), &UserAssignedId::ObjectId("o-2".into())).is_err());
-        assert!(check_arc_echo(body.as_bytes(), &UserAssignedId::ResourceId("/SUB/R".into())).is_ok());
+        assert!(
+            check_arc_echo(
+                body.as_bytes(),
+                &UserAssignedId::ResourceId("/SUB/R".into())
+            )
+            .is_ok()
+        );
     }
 }

@@ -34,10 +34,7 @@ async fn ps256_by_default_and_rs256_on_request() {
         .add_app(App::new("cert-app").certificate(&cert))
         .unwrap();
     let loaded = ClientCertificate::from_pem(cert.pem_bundle().as_bytes()).unwrap();
-    assert_eq!(
-        loaded.thumbprint_sha256().to_ascii_lowercase().len(),
-        64
-    );
+    assert_eq!(loaded.thumbprint_sha256().to_ascii_lowercase().len(), 64);
     ctx.expect_token(&credential(&ctx, "cert-app", loaded.clone()), &app.oid)
         .await;
     let rs256 = ClientCertificateCredential::builder()
@@ -70,7 +67,10 @@ async fn an_assertion_is_reused_and_a_refused_reused_one_is_replaced() {
             .unwrap(),
     );
     let cert = test_cert(TestKey::client_app());
-    let app = ctx.emu.add_app(App::new("cert-app").certificate(&cert)).unwrap();
+    let app = ctx
+        .emu
+        .add_app(App::new("cert-app").certificate(&cert))
+        .unwrap();
     let c = credential(
         &ctx,
         "cert-app",
@@ -83,7 +83,10 @@ async fn an_assertion_is_reused_and_a_refused_reused_one_is_replaced() {
     // The default emulator refuses a replayed jti (AADSTS50013): the credential signs a fresh assertion and
     // tries once more, so every request still succeeds.
     let strict = Ctx::start().await;
-    let app = strict.emu.add_app(App::new("cert-app").certificate(&cert)).unwrap();
+    let app = strict
+        .emu
+        .add_app(App::new("cert-app").certificate(&cert))
+        .unwrap();
     let c = credential(
         &strict,
         "cert-app",
@@ -102,9 +105,17 @@ async fn a_chain_from_a_ca_is_accepted() {
         .ca()
         .issue_client_certificate(TestKey::client_app(), "client-app")
         .unwrap();
-    let app = ctx.emu.add_app(App::new("chain-app").certificate(&leaf)).unwrap();
+    let app = ctx
+        .emu
+        .add_app(App::new("chain-app").certificate(&leaf))
+        .unwrap();
     // CA certificate first, leaf second: the loader puts the signing certificate first.
-    let pem = format!("{}{}{}", ctx.emu.ca_cert_pem(), leaf.cert_pem(), leaf.key_pem());
+    let pem = format!(
+        "{}{}{}",
+        ctx.emu.ca_cert_pem(),
+        leaf.cert_pem(),
+        leaf.key_pem()
+    );
     let loaded = ClientCertificate::from_pem(pem.as_bytes()).unwrap();
     assert_eq!(loaded.chain().len(), 2);
     assert_eq!(loaded.chain()[0].as_ref(), leaf.cert_der());
@@ -134,7 +145,16 @@ async fn a_certificate_entra_does_not_know_is_refused_with_the_seed_error() {
         ClientCertificate::from_pem(other.pem_bundle().as_bytes()).unwrap(),
     );
     let err = expect_error(&c).await;
-    assert!(matches!(err, Error::AuthenticationFailed { status: Some(401), .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::AuthenticationFailed {
+                status: Some(401),
+                ..
+            }
+        ),
+        "{err}"
+    );
     let entra = err.entra_error().unwrap();
     assert_eq!(entra.error, "invalid_client");
     assert!(entra.has_code(70002) && entra.has_code(50013), "{entra:?}");
@@ -144,7 +164,10 @@ async fn a_certificate_entra_does_not_know_is_refused_with_the_seed_error() {
 async fn faults_on_the_token_endpoint() {
     let ctx = Ctx::start().await;
     let cert = test_cert(TestKey::client_app());
-    let app = ctx.emu.add_app(App::new("cert-app").certificate(&cert)).unwrap();
+    let app = ctx
+        .emu
+        .add_app(App::new("cert-app").certificate(&cert))
+        .unwrap();
     let c = credential(
         &ctx,
         "cert-app",
@@ -155,8 +178,14 @@ async fn faults_on_the_token_endpoint() {
         .push(Fault::Status(503).retry_after(1))
         .push(Fault::OversizedBody)
         .push(Fault::ResetConnection);
-    assert!(matches!(expect_error(&c).await, Error::Http { status: 503, .. }));
-    assert!(matches!(expect_error(&c).await, Error::InvalidResponse { .. }));
+    assert!(matches!(
+        expect_error(&c).await,
+        Error::Http { status: 503, .. }
+    ));
+    assert!(matches!(
+        expect_error(&c).await,
+        Error::InvalidResponse { .. }
+    ));
     assert!(matches!(expect_error(&c).await, Error::Transport { .. }));
     ctx.expect_token(&c, &app.oid).await;
 }
@@ -187,8 +216,11 @@ async fn pfx_files_made_by_openssl_load_and_work() {
 #[test]
 fn pfx_refusals_are_clear() {
     let password = Secret::new("fixture-password");
-    let err = ClientCertificate::from_file(fixture("client-app-chain-aes.pfx"), Some(&Secret::new("wrong")))
-        .unwrap_err();
+    let err = ClientCertificate::from_file(
+        fixture("client-app-chain-aes.pfx"),
+        Some(&Secret::new("wrong")),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("password is wrong"), "{err}");
     let err = ClientCertificate::from_file(fixture("client-app-chain-aes.pfx"), None).unwrap_err();
     assert!(err.to_string().contains("password"), "{err}");
@@ -198,9 +230,7 @@ fn pfx_refusals_are_clear() {
     assert!(err.to_string().contains("unreadable PKCS#12"), "{err}");
     let err = ClientCertificate::from_file(fixture("does-not-exist.pfx"), None).unwrap_err();
     assert!(err.to_string().contains("cannot read"), "{err}");
-    for err in [&err] {
-        assert!(matches!(err, Error::Configuration { .. }));
-    }
+    assert!(matches!(err, Error::Configuration { .. }));
 }
 
 /// PFX archives written at test time with p12-keystore: encrypted with a password, and one whose key does not

@@ -49,8 +49,12 @@ async fn gets_a_token_with_the_right_request() {
 #[tokio::test]
 async fn a_custom_authority_and_scope_work() {
     let ctx = Ctx::start().await;
-    let app = ctx.emu.add_app(App::new("custom-auth").secret("s")).unwrap();
-    let authority = Authority::custom(&format!("{}/v2.0", ctx.emu.authority(ctx.emu.tenant_id()))).unwrap();
+    let app = ctx
+        .emu
+        .add_app(App::new("custom-auth").secret("s"))
+        .unwrap();
+    let authority =
+        Authority::custom(&format!("{}/v2.0", ctx.emu.authority(ctx.emu.tenant_id()))).unwrap();
     let c = ClientSecretCredential::builder()
         .authority(authority)
         .client_id("custom-auth")
@@ -65,9 +69,20 @@ async fn a_custom_authority_and_scope_work() {
 #[tokio::test]
 async fn a_wrong_secret_is_an_authentication_failure_with_the_entra_error() {
     let ctx = Ctx::start().await;
-    ctx.emu.add_app(App::new("secret-app").secret("right")).unwrap();
+    ctx.emu
+        .add_app(App::new("secret-app").secret("right"))
+        .unwrap();
     let err = expect_error(&credential(&ctx, "secret-app", "wrong-secret")).await;
-    assert!(matches!(err, Error::AuthenticationFailed { status: Some(401), .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::AuthenticationFailed {
+                status: Some(401),
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(!err.is_retryable() && !err.is_unavailable());
     let entra = err.entra_error().unwrap();
     assert_eq!(entra.error, "invalid_client");
@@ -80,7 +95,10 @@ async fn a_wrong_secret_is_an_authentication_failure_with_the_entra_error() {
         .to_owned();
     assert_eq!(entra.correlation_id.as_deref(), Some(sent.as_str()));
     let text = err.to_string();
-    assert!(text.contains("AADSTS50012") && !text.contains("wrong-secret"), "{text}");
+    assert!(
+        text.contains("AADSTS50012") && !text.contains("wrong-secret"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -117,11 +135,24 @@ async fn every_fault_fails_cleanly_and_the_next_request_works() {
     assert!(err.is_retryable());
 
     let err = fault(&ctx, Fault::Status(500)).await;
-    assert!(matches!(err, Error::Http { status: 500, .. }) && err.is_retryable(), "{err}");
+    assert!(
+        matches!(err, Error::Http { status: 500, .. }) && err.is_retryable(),
+        "{err}"
+    );
     assert!(err.entra_error().is_some());
 
     let err = fault(&ctx, Fault::Html(502)).await;
-    assert!(matches!(err, Error::Http { status: 502, entra: None, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Http {
+                status: 502,
+                entra: None,
+                ..
+            }
+        ),
+        "{err}"
+    );
 
     let err = fault(&ctx, Fault::MalformedJson).await;
     assert!(matches!(err, Error::InvalidResponse { .. }), "{err}");
@@ -143,14 +174,20 @@ async fn every_fault_fails_cleanly_and_the_next_request_works() {
     assert!(err.to_string().contains("1048576 byte limit"), "{err}");
 
     let err = fault(&ctx, Fault::ResetConnection).await;
-    assert!(matches!(err, Error::Transport { .. }) && err.is_retryable(), "{err}");
+    assert!(
+        matches!(err, Error::Transport { .. }) && err.is_retryable(),
+        "{err}"
+    );
 
     let err = fault(&ctx, Fault::TruncatedBody).await;
     assert!(matches!(err, Error::Transport { .. }), "{err}");
 
     let started = std::time::Instant::now();
     let err = fault(&ctx, Fault::Delay(Duration::from_secs(30))).await;
-    assert!(matches!(err, Error::Timeout { after, .. } if after == TIMEOUT), "{err}");
+    assert!(
+        matches!(err, Error::Timeout { after, .. } if after == TIMEOUT),
+        "{err}"
+    );
     assert!(started.elapsed() < Duration::from_secs(10));
 
     // A redirect is returned as an error, never followed.

@@ -96,7 +96,9 @@ impl Drop for TempDir {
 fn getrandom(bytes: &mut [u8]) {
     use std::hash::{BuildHasher, RandomState};
     for chunk in bytes.chunks_mut(8) {
-        let v = RandomState::new().hash_one(std::time::SystemTime::now()).to_le_bytes();
+        let v = RandomState::new()
+            .hash_one(std::time::SystemTime::now())
+            .to_le_bytes();
         chunk.copy_from_slice(&v[..chunk.len()]);
     }
 }

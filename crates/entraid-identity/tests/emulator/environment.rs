@@ -26,11 +26,26 @@ fn credential(ctx: &Ctx, extra: &[(&str, &str)]) -> EnvironmentCredential {
 #[tokio::test]
 async fn client_secret_from_the_environment() {
     let ctx = Ctx::start().await;
-    let app = ctx.emu.add_app(App::new("env-app").secret("env-secret")).unwrap();
-    let c = credential(&ctx, &[("AZURE_CLIENT_ID", "env-app"), ("AZURE_CLIENT_SECRET", "env-secret")]);
+    let app = ctx
+        .emu
+        .add_app(App::new("env-app").secret("env-secret"))
+        .unwrap();
+    let c = credential(
+        &ctx,
+        &[
+            ("AZURE_CLIENT_ID", "env-app"),
+            ("AZURE_CLIENT_SECRET", "env-secret"),
+        ],
+    );
     assert_eq!(c.kind(), EnvironmentCredentialKind::ClientSecret);
     ctx.expect_token(&c, &app.oid).await;
-    let c = credential(&ctx, &[("AZURE_CLIENT_ID", "env-app"), ("AZURE_CLIENT_SECRET", "wrong")]);
+    let c = credential(
+        &ctx,
+        &[
+            ("AZURE_CLIENT_ID", "env-app"),
+            ("AZURE_CLIENT_SECRET", "wrong"),
+        ],
+    );
     let err = expect_error(&c).await;
     assert!(err.entra_error().unwrap().has_code(50012), "{err}");
 }
@@ -42,7 +57,10 @@ async fn certificate_files_from_the_environment() {
     let cert = TestCert::self_signed(TestKey::client_app(), "client-app").unwrap();
     let pem_path = dir.path().join("client.pem");
     std::fs::write(&pem_path, cert.pem_bundle()).unwrap();
-    let app = ctx.emu.add_app(App::new("env-cert-app").certificate(&cert)).unwrap();
+    let app = ctx
+        .emu
+        .add_app(App::new("env-cert-app").certificate(&cert))
+        .unwrap();
     let c = credential(
         &ctx,
         &[
@@ -55,7 +73,10 @@ async fn certificate_files_from_the_environment() {
     ctx.expect_token(&c, &app.oid).await;
 
     let leaf = std::fs::read_to_string(fixture("client-app-leaf.pem")).unwrap();
-    let app = ctx.emu.add_app(App::new("env-pfx-app").certificate_pem(leaf)).unwrap();
+    let app = ctx
+        .emu
+        .add_app(App::new("env-pfx-app").certificate_pem(leaf))
+        .unwrap();
     let pfx = fixture("client-app-chain-aes.pfx");
     let c = credential(
         &ctx,
@@ -71,14 +92,23 @@ async fn certificate_files_from_the_environment() {
 #[tokio::test]
 async fn username_and_password_with_the_seed_errors() {
     let ctx = Ctx::start().await;
-    ctx.emu.add_app(App::new("ropc-app").public_client()).unwrap();
-    let user = ctx.emu.add_user(User::new("dev@contoso.com", "p@ss")).unwrap();
+    ctx.emu
+        .add_app(App::new("ropc-app").public_client())
+        .unwrap();
+    let user = ctx
+        .emu
+        .add_user(User::new("dev@contoso.com", "p@ss"))
+        .unwrap();
     ctx.emu
         .add_user(User::new("mfa@contoso.com", "p@ss").mfa_required(true))
         .unwrap();
     let c = credential(
         &ctx,
-        &[("AZURE_CLIENT_ID", "ropc-app"), ("AZURE_USERNAME", "dev@contoso.com"), ("AZURE_PASSWORD", "p@ss")],
+        &[
+            ("AZURE_CLIENT_ID", "ropc-app"),
+            ("AZURE_USERNAME", "dev@contoso.com"),
+            ("AZURE_PASSWORD", "p@ss"),
+        ],
     );
     assert_eq!(c.kind(), EnvironmentCredentialKind::UsernamePassword);
     ctx.expect_token(&c, &user.oid).await;
@@ -88,7 +118,11 @@ async fn username_and_password_with_the_seed_errors() {
 
     let mfa = credential(
         &ctx,
-        &[("AZURE_CLIENT_ID", "ropc-app"), ("AZURE_USERNAME", "mfa@contoso.com"), ("AZURE_PASSWORD", "p@ss")],
+        &[
+            ("AZURE_CLIENT_ID", "ropc-app"),
+            ("AZURE_USERNAME", "mfa@contoso.com"),
+            ("AZURE_PASSWORD", "p@ss"),
+        ],
     );
     let err = expect_error(&mfa).await;
     assert!(matches!(err, Error::AuthenticationFailed { .. }), "{err}");

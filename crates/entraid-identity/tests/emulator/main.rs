@@ -1,6 +1,9 @@
 //! End-to-end tests of every flow against the testkit's Entra ID emulator, over HTTPS with its test CA: success,
 //! the seeds' Entra errors, and the emulator's faults.
 
+// Test helpers outside `#[test]` functions unwrap too: a failed setup is a failed test.
+#![allow(clippy::unwrap_used)]
+
 mod certificate;
 mod client_secret;
 mod common;

@@ -20,11 +20,18 @@ fn fast() -> ImdsRetryPolicy {
     ImdsRetryPolicy::new(6, Duration::from_millis(10), Duration::from_secs(2))
 }
 
-fn imds(ctx: &Ctx, id: Option<UserAssignedId>, policy: ImdsRetryPolicy) -> ManagedIdentityCredential {
+fn imds(
+    ctx: &Ctx,
+    id: Option<UserAssignedId>,
+    policy: ImdsRetryPolicy,
+) -> ManagedIdentityCredential {
     let mut b = ManagedIdentityCredential::builder()
         .env(Env::from_map::<&str, &str>([]))
         .arc_himds_path("/nonexistent/himds")
-        .imds_endpoint(format!("{}/metadata/identity/oauth2/token", ctx.emu.https_url()))
+        .imds_endpoint(format!(
+            "{}/metadata/identity/oauth2/token",
+            ctx.emu.https_url()
+        ))
         .imds_retry_policy(policy)
         .http_client(ctx.http.clone());
     if let Some(id) = id {
@@ -35,9 +42,15 @@ fn imds(ctx: &Ctx, id: Option<UserAssignedId>, policy: ImdsRetryPolicy) -> Manag
     c
 }
 
-fn from_env(ctx: &Ctx, vars: &[(&str, &str)], id: Option<UserAssignedId>) -> ManagedIdentityCredential {
+fn from_env(
+    ctx: &Ctx,
+    vars: &[(&str, &str)],
+    id: Option<UserAssignedId>,
+) -> ManagedIdentityCredential {
     let mut b = ManagedIdentityCredential::builder()
-        .env(Env::from_map(vars.iter().map(|(k, v)| (k.to_string(), v.to_string()))))
+        .env(Env::from_map(
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        ))
         .arc_himds_path("/nonexistent/himds")
         .http_client(ctx.http.clone());
     if let Some(id) = id {
@@ -49,9 +62,16 @@ fn from_env(ctx: &Ctx, vars: &[(&str, &str)], id: Option<UserAssignedId>) -> Man
 #[tokio::test]
 async fn imds_system_and_user_assigned_by_every_id() {
     let ctx = Ctx::start().await;
-    let system = ctx.emu.add_managed_identity(ManagedIdentity::system_assigned()).unwrap();
-    let user = ctx.emu.add_managed_identity(ManagedIdentity::user_assigned()).unwrap();
-    ctx.expect_token(&imds(&ctx, None, fast()), &system.oid).await;
+    let system = ctx
+        .emu
+        .add_managed_identity(ManagedIdentity::system_assigned())
+        .unwrap();
+    let user = ctx
+        .emu
+        .add_managed_identity(ManagedIdentity::user_assigned())
+        .unwrap();
+    ctx.expect_token(&imds(&ctx, None, fast()), &system.oid)
+        .await;
     let r = ctx.emu.requests_to(Endpoint::Imds).pop().unwrap();
     assert!(r.tls);
     assert_eq!(r.header("metadata"), Some("true"));
@@ -62,14 +82,21 @@ async fn imds_system_and_user_assigned_by_every_id() {
         UserAssignedId::ObjectId(user.oid.clone()),
         UserAssignedId::ResourceId(user.resource_id.clone().unwrap()),
     ] {
-        ctx.expect_token(&imds(&ctx, Some(id), fast()), &user.oid).await;
+        ctx.expect_token(&imds(&ctx, Some(id), fast()), &user.oid)
+            .await;
     }
     let names: Vec<String> = ctx
         .emu
         .requests_to(Endpoint::Imds)
         .iter()
         .skip(1)
-        .flat_map(|r| r.query.iter().map(|(k, _)| k.clone()).skip(2).collect::<Vec<_>>())
+        .flat_map(|r| {
+            r.query
+                .iter()
+                .map(|(k, _)| k.clone())
+                .skip(2)
+                .collect::<Vec<_>>()
+        })
         .collect();
     assert_eq!(names, ["client_id", "object_id", "msi_res_id"]);
 }
@@ -77,33 +104,69 @@ async fn imds_system_and_user_assigned_by_every_id() {
 #[tokio::test]
 async fn imds_unknown_identity_is_the_entra_error() {
     let ctx = Ctx::start().await;
-    ctx.emu.add_managed_identity(ManagedIdentity::system_assigned()).unwrap();
-    let err = expect_error(&imds(&ctx, Some(UserAssignedId::ClientId("nobody".into())), fast())).await;
-    assert!(matches!(err, Error::AuthenticationFailed { status: Some(400), .. }), "{err}");
+    ctx.emu
+        .add_managed_identity(ManagedIdentity::system_assigned())
+        .unwrap();
+    let err = expect_error(&imds(
+        &ctx,
+        Some(UserAssignedId::ClientId("nobody".into())),
+        fast(),
+    ))
+    .await;
+    assert!(
+        matches!(
+            err,
+            Error::AuthenticationFailed {
+                status: Some(400),
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("Identity not found"), "{err}");
-    assert_eq!(ctx.emu.requests_to(Endpoint::Imds).len(), 1, "a 400 is not retried");
+    assert_eq!(
+        ctx.emu.requests_to(Endpoint::Imds).len(),
+        1,
+        "a 400 is not retried"
+    );
 }
 
 #[tokio::test]
 async fn imds_retries_410_then_succeeds() {
     let ctx = Ctx::start().await;
-    let system = ctx.emu.add_managed_identity(ManagedIdentity::system_assigned()).unwrap();
+    let system = ctx
+        .emu
+        .add_managed_identity(ManagedIdentity::system_assigned())
+        .unwrap();
     ctx.emu.faults(Endpoint::Imds).push_n(Fault::Status(410), 3);
-    ctx.expect_token(&imds(&ctx, None, fast()), &system.oid).await;
+    ctx.expect_token(&imds(&ctx, None, fast()), &system.oid)
+        .await;
     assert_eq!(ctx.emu.requests_to(Endpoint::Imds).len(), 4);
 }
 
 #[tokio::test]
 async fn imds_honours_retry_after_on_429() {
     let ctx = Ctx::start().await;
-    let system = ctx.emu.add_managed_identity(ManagedIdentity::system_assigned()).unwrap();
-    ctx.emu.faults(Endpoint::Imds).push(Fault::Status(429).retry_after(1));
+    let system = ctx
+        .emu
+        .add_managed_identity(ManagedIdentity::system_assigned())
+        .unwrap();
+    ctx.emu
+        .faults(Endpoint::Imds)
+        .push(Fault::Status(429).retry_after(1));
     let started = std::time::Instant::now();
-    ctx.expect_token(&imds(&ctx, None, fast()), &system.oid).await;
-    assert!(started.elapsed() >= Duration::from_millis(950), "{:?}", started.elapsed());
+    ctx.expect_token(&imds(&ctx, None, fast()), &system.oid)
+        .await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(ctx.emu.requests_to(Endpoint::Imds).len(), 2);
     // A Retry-After beyond the cap stops the retries; the error carries it for the caller.
-    ctx.emu.faults(Endpoint::Imds).push(Fault::Status(429).retry_after(60));
+    ctx.emu
+        .faults(Endpoint::Imds)
+        .push(Fault::Status(429).retry_after(60));
     let err = expect_error(&imds(&ctx, None, fast())).await;
     assert!(matches!(err, Error::Http { status: 429, .. }), "{err}");
     assert_eq!(err.retry_after(), Some(Duration::from_secs(60)));
@@ -112,26 +175,46 @@ async fn imds_honours_retry_after_on_429() {
 #[tokio::test]
 async fn imds_500_until_the_retries_run_out() {
     let ctx = Ctx::start().await;
-    ctx.emu.add_managed_identity(ManagedIdentity::system_assigned()).unwrap();
-    ctx.emu.faults(Endpoint::Imds).push_n(Fault::Status(500), 10);
+    ctx.emu
+        .add_managed_identity(ManagedIdentity::system_assigned())
+        .unwrap();
+    ctx.emu
+        .faults(Endpoint::Imds)
+        .push_n(Fault::Status(500), 10);
     let err = expect_error(&imds(&ctx, None, fast())).await;
-    assert!(matches!(err, Error::Http { status: 500, .. }) && err.is_retryable(), "{err}");
-    assert_eq!(ctx.emu.requests_to(Endpoint::Imds).len(), 7, "1 try + 6 retries");
+    assert!(
+        matches!(err, Error::Http { status: 500, .. }) && err.is_retryable(),
+        "{err}"
+    );
+    assert_eq!(
+        ctx.emu.requests_to(Endpoint::Imds).len(),
+        7,
+        "1 try + 6 retries"
+    );
 }
 
 #[tokio::test]
 async fn imds_timeouts_and_resets_are_retried_or_reported() {
     let ctx = Ctx::start().await;
-    let system = ctx.emu.add_managed_identity(ManagedIdentity::system_assigned()).unwrap();
+    let system = ctx
+        .emu
+        .add_managed_identity(ManagedIdentity::system_assigned())
+        .unwrap();
     ctx.emu
         .faults(Endpoint::Imds)
         .push(Fault::Delay(Duration::from_secs(30)))
         .push(Fault::ResetConnection);
-    ctx.expect_token(&imds(&ctx, None, fast()), &system.oid).await;
+    ctx.expect_token(&imds(&ctx, None, fast()), &system.oid)
+        .await;
 
-    ctx.emu.faults(Endpoint::Imds).push(Fault::Delay(Duration::from_secs(30)));
+    ctx.emu
+        .faults(Endpoint::Imds)
+        .push(Fault::Delay(Duration::from_secs(30)));
     let err = expect_error(&imds(&ctx, None, ImdsRetryPolicy::none())).await;
-    assert!(matches!(err, Error::Timeout { after, .. } if after == TIMEOUT), "{err}");
+    assert!(
+        matches!(err, Error::Timeout { after, .. } if after == TIMEOUT),
+        "{err}"
+    );
     ctx.emu.faults(Endpoint::Imds).push(Fault::ResetConnection);
     let err = expect_error(&imds(&ctx, None, ImdsRetryPolicy::none())).await;
     assert!(matches!(err, Error::Transport { .. }), "{err}");
@@ -140,7 +223,9 @@ async fn imds_timeouts_and_resets_are_retried_or_reported() {
 #[tokio::test]
 async fn imds_bad_bodies_fail_cleanly() {
     let ctx = Ctx::start().await;
-    ctx.emu.add_managed_identity(ManagedIdentity::system_assigned()).unwrap();
+    ctx.emu
+        .add_managed_identity(ManagedIdentity::system_assigned())
+        .unwrap();
     let c = imds(&ctx, None, ImdsRetryPolicy::none());
     ctx.emu
         .faults(Endpoint::Imds)
@@ -151,7 +236,17 @@ async fn imds_bad_bodies_fail_cleanly() {
     let err = expect_error(&c).await;
     assert!(err.to_string().contains("malformed JSON"), "{err}");
     let err = expect_error(&c).await;
-    assert!(matches!(err, Error::Http { status: 502, entra: None, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Http {
+                status: 502,
+                entra: None,
+                ..
+            }
+        ),
+        "{err}"
+    );
     let err = expect_error(&c).await;
     assert!(err.to_string().contains("byte limit"), "{err}");
     let err = expect_error(&c).await;
@@ -168,7 +263,9 @@ async fn imds_nobody_listening_is_unavailable() {
     let c = ManagedIdentityCredential::builder()
         .env(Env::from_map::<&str, &str>([]))
         .arc_himds_path("/nonexistent/himds")
-        .imds_endpoint(format!("http://127.0.0.1:{port}/metadata/identity/oauth2/token"))
+        .imds_endpoint(format!(
+            "http://127.0.0.1:{port}/metadata/identity/oauth2/token"
+        ))
         .http_client(ctx.http.clone())
         .build()
         .unwrap();
@@ -179,8 +276,14 @@ async fn imds_nobody_listening_is_unavailable() {
 #[tokio::test]
 async fn app_service_with_its_header_and_parameter_names() {
     let ctx = Ctx::start().await;
-    let system = ctx.emu.add_managed_identity(ManagedIdentity::system_assigned()).unwrap();
-    let user = ctx.emu.add_managed_identity(ManagedIdentity::user_assigned()).unwrap();
+    let system = ctx
+        .emu
+        .add_managed_identity(ManagedIdentity::system_assigned())
+        .unwrap();
+    let user = ctx
+        .emu
+        .add_managed_identity(ManagedIdentity::user_assigned())
+        .unwrap();
     let endpoint = format!("{}/msi/token", ctx.emu.https_url());
     let vars = [
         ("IDENTITY_ENDPOINT", endpoint.as_str()),
@@ -190,15 +293,28 @@ async fn app_service_with_its_header_and_parameter_names() {
     assert_eq!(c.source(), ManagedIdentitySource::AppService);
     ctx.expect_token(&c, &system.oid).await;
     let resource_id = UserAssignedId::ResourceId(user.resource_id.clone().unwrap());
-    ctx.expect_token(&from_env(&ctx, &vars, Some(resource_id)), &user.oid).await;
+    ctx.expect_token(&from_env(&ctx, &vars, Some(resource_id)), &user.oid)
+        .await;
     let r = ctx.emu.requests_to(Endpoint::AppService).pop().unwrap();
     assert_eq!(r.param("api-version"), Some("2019-08-01"));
     assert!(r.param("mi_res_id").is_some() && r.param("msi_res_id").is_none());
     assert_eq!(r.header("x-identity-header"), Some("[redacted]"));
 
-    let wrong = [("IDENTITY_ENDPOINT", endpoint.as_str()), ("IDENTITY_HEADER", "wrong")];
+    let wrong = [
+        ("IDENTITY_ENDPOINT", endpoint.as_str()),
+        ("IDENTITY_HEADER", "wrong"),
+    ];
     let err = expect_error(&from_env(&ctx, &wrong, None)).await;
-    assert!(matches!(err, Error::AuthenticationFailed { status: Some(401), .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::AuthenticationFailed {
+                status: Some(401),
+                ..
+            }
+        ),
+        "{err}"
+    );
 
     ctx.emu
         .faults(Endpoint::AppService)
@@ -208,7 +324,11 @@ async fn app_service_with_its_header_and_parameter_names() {
     assert!(matches!(err, Error::Http { status: 500, .. }), "{err}");
     let err = expect_error(&c).await;
     assert_eq!(err.retry_after(), Some(Duration::from_secs(3)));
-    assert_eq!(ctx.emu.requests_to(Endpoint::AppService).len(), 5, "App Service is not retried here");
+    assert_eq!(
+        ctx.emu.requests_to(Endpoint::AppService).len(),
+        5,
+        "App Service is not retried here"
+    );
 }
 
 async fn arc_ctx(dir: &Path) -> Ctx {
@@ -237,12 +357,19 @@ fn arc(ctx: &Ctx, tokens_dir: &Path, id: Option<UserAssignedId>) -> ManagedIdent
 async fn azure_arc_answers_its_challenge_from_the_tokens_folder() {
     let dir = TempDir::new("arc");
     let ctx = arc_ctx(dir.path()).await;
-    let system = ctx.emu.add_managed_identity(ManagedIdentity::system_assigned()).unwrap();
-    ctx.expect_token(&arc(&ctx, dir.path(), None), &system.oid).await;
+    let system = ctx
+        .emu
+        .add_managed_identity(ManagedIdentity::system_assigned())
+        .unwrap();
+    ctx.expect_token(&arc(&ctx, dir.path(), None), &system.oid)
+        .await;
     let requests = ctx.emu.requests_to(Endpoint::AzureArc);
     assert_eq!(requests.len(), 2);
     assert_eq!(requests[0].status, 401);
-    assert_eq!(requests[1].header("authorization"), Some("Basic [redacted]"));
+    assert_eq!(
+        requests[1].header("authorization"),
+        Some("Basic [redacted]")
+    );
     assert_eq!(requests[1].param("api-version"), Some("2020-06-01"));
 
     // A challenge naming a file outside the configured folder is refused before anything is read.
@@ -256,24 +383,39 @@ async fn azure_arc_answers_its_challenge_from_the_tokens_folder() {
 async fn azure_arc_user_assigned_fails_closed_unless_confirmed() {
     let dir = TempDir::new("arc-ua");
     let ctx = arc_ctx(dir.path()).await;
-    ctx.emu.add_managed_identity(ManagedIdentity::system_assigned()).unwrap();
-    let user = ctx.emu.add_managed_identity(ManagedIdentity::user_assigned()).unwrap();
+    ctx.emu
+        .add_managed_identity(ManagedIdentity::system_assigned())
+        .unwrap();
+    let user = ctx
+        .emu
+        .add_managed_identity(ManagedIdentity::user_assigned())
+        .unwrap();
     let by_client = || UserAssignedId::ClientId(user.client_id.clone().unwrap());
     // Real Arc ignores the selector and answers for the system identity: refused.
     let err = expect_error(&arc(&ctx, dir.path(), Some(by_client()))).await;
     assert!(err.to_string().contains("another identity"), "{err}");
     // An Arc that honours it (and says so) is accepted, by client id and by object id (the token's oid).
     ctx.emu.set_arc_honours_selectors(true);
-    ctx.expect_token(&arc(&ctx, dir.path(), Some(by_client())), &user.oid).await;
-    ctx.expect_token(&arc(&ctx, dir.path(), Some(UserAssignedId::ObjectId(user.oid.clone()))), &user.oid)
+    ctx.expect_token(&arc(&ctx, dir.path(), Some(by_client())), &user.oid)
         .await;
+    ctx.expect_token(
+        &arc(
+            &ctx,
+            dir.path(),
+            Some(UserAssignedId::ObjectId(user.oid.clone())),
+        ),
+        &user.oid,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn azure_arc_bad_challenges_and_faults() {
     let dir = TempDir::new("arc-bad");
     let ctx = arc_ctx(dir.path()).await;
-    ctx.emu.add_managed_identity(ManagedIdentity::system_assigned()).unwrap();
+    ctx.emu
+        .add_managed_identity(ManagedIdentity::system_assigned())
+        .unwrap();
     // A 401 without a WWW-Authenticate header names no key file.
     ctx.emu.faults(Endpoint::AzureArc).push(Fault::Custom {
         status: 401,
@@ -294,7 +436,9 @@ async fn azure_arc_bad_challenges_and_faults() {
     ctx.emu.faults(Endpoint::AzureArc).push(Fault::Status(500));
     let err = expect_error(&arc(&ctx, dir.path(), None)).await;
     assert!(matches!(err, Error::Http { status: 500, .. }), "{err}");
-    ctx.emu.faults(Endpoint::AzureArc).push(Fault::OversizedBody);
+    ctx.emu
+        .faults(Endpoint::AzureArc)
+        .push(Fault::OversizedBody);
     let err = expect_error(&arc(&ctx, dir.path(), None)).await;
     assert!(err.to_string().contains("byte limit"), "{err}");
 }
@@ -302,7 +446,10 @@ async fn azure_arc_bad_challenges_and_faults() {
 #[tokio::test]
 async fn cloud_shell_posts_the_resource() {
     let ctx = Ctx::start().await;
-    let system = ctx.emu.add_managed_identity(ManagedIdentity::system_assigned()).unwrap();
+    let system = ctx
+        .emu
+        .add_managed_identity(ManagedIdentity::system_assigned())
+        .unwrap();
     let endpoint = format!("{}/cloudshell/oauth2/token", ctx.emu.https_url());
     let c = from_env(&ctx, &[("MSI_ENDPOINT", endpoint.as_str())], None);
     assert_eq!(c.source(), ManagedIdentitySource::CloudShell);
@@ -311,34 +458,65 @@ async fn cloud_shell_posts_the_resource() {
     assert_eq!(r.method, "POST");
     assert_eq!(r.param("resource"), Some("https://redis.azure.com"));
     assert_eq!(r.header("metadata"), Some("true"));
-    ctx.emu.faults(Endpoint::CloudShell).push(Fault::MalformedJson);
-    assert!(matches!(expect_error(&c).await, Error::InvalidResponse { .. }));
+    ctx.emu
+        .faults(Endpoint::CloudShell)
+        .push(Fault::MalformedJson);
+    assert!(matches!(
+        expect_error(&c).await,
+        Error::InvalidResponse { .. }
+    ));
 }
 
 #[tokio::test]
 async fn azure_ml_with_its_secret_and_client_id() {
     let ctx = Ctx::start().await;
-    let system = ctx.emu.add_managed_identity(ManagedIdentity::system_assigned()).unwrap();
-    let user = ctx.emu.add_managed_identity(ManagedIdentity::user_assigned()).unwrap();
+    let system = ctx
+        .emu
+        .add_managed_identity(ManagedIdentity::system_assigned())
+        .unwrap();
+    let user = ctx
+        .emu
+        .add_managed_identity(ManagedIdentity::user_assigned())
+        .unwrap();
     let endpoint = format!("{}/azureml/msi/token", ctx.emu.https_url());
-    let vars = [("MSI_ENDPOINT", endpoint.as_str()), ("MSI_SECRET", ctx.emu.azure_ml_secret())];
+    let vars = [
+        ("MSI_ENDPOINT", endpoint.as_str()),
+        ("MSI_SECRET", ctx.emu.azure_ml_secret()),
+    ];
     let c = from_env(&ctx, &vars, None);
     assert_eq!(c.source(), ManagedIdentitySource::AzureMl);
     ctx.expect_token(&c, &system.oid).await;
     let client_id = user.client_id.clone().unwrap();
-    ctx.expect_token(&from_env(&ctx, &vars, Some(UserAssignedId::ClientId(client_id.clone()))), &user.oid)
-        .await;
+    ctx.expect_token(
+        &from_env(
+            &ctx,
+            &vars,
+            Some(UserAssignedId::ClientId(client_id.clone())),
+        ),
+        &user.oid,
+    )
+    .await;
     // DEFAULT_IDENTITY_CLIENT_ID picks the identity when none is configured.
     let mut with_default = vars.to_vec();
     with_default.push(("DEFAULT_IDENTITY_CLIENT_ID", client_id.as_str()));
-    ctx.expect_token(&from_env(&ctx, &with_default, None), &user.oid).await;
+    ctx.expect_token(&from_env(&ctx, &with_default, None), &user.oid)
+        .await;
     let r = ctx.emu.requests_to(Endpoint::AzureMl).pop().unwrap();
     assert_eq!(r.param("clientid"), Some(client_id.as_str()));
     assert_eq!(r.param("api-version"), Some("2017-09-01"));
 
     let wrong = [("MSI_ENDPOINT", endpoint.as_str()), ("MSI_SECRET", "wrong")];
     let err = expect_error(&from_env(&ctx, &wrong, None)).await;
-    assert!(matches!(err, Error::AuthenticationFailed { status: Some(401), .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::AuthenticationFailed {
+                status: Some(401),
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 /// Connects to the emulator's HTTPS listener and returns the SHA-1 thumbprint (hex) of its server certificate.
@@ -363,7 +541,12 @@ async fn server_thumbprint(https_url: &str) -> String {
             c: &rustls_pki_types::CertificateDer<'_>,
             d: &rustls::DigitallySignedStruct,
         ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls12_signature(m, c, d, &self.1.signature_verification_algorithms)
+            rustls::crypto::verify_tls12_signature(
+                m,
+                c,
+                d,
+                &self.1.signature_verification_algorithms,
+            )
         }
         fn verify_tls13_signature(
             &self,
@@ -371,7 +554,12 @@ async fn server_thumbprint(https_url: &str) -> String {
             c: &rustls_pki_types::CertificateDer<'_>,
             d: &rustls::DigitallySignedStruct,
         ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls13_signature(m, c, d, &self.1.signature_verification_algorithms)
+            rustls::crypto::verify_tls13_signature(
+                m,
+                c,
+                d,
+                &self.1.signature_verification_algorithms,
+            )
         }
         fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
             self.1.signature_verification_algorithms.supported_schemes()
@@ -400,7 +588,10 @@ async fn server_thumbprint(https_url: &str) -> String {
 #[tokio::test]
 async fn service_fabric_pins_the_server_certificate_thumbprint() {
     let ctx = Ctx::start().await;
-    let system = ctx.emu.add_managed_identity(ManagedIdentity::system_assigned()).unwrap();
+    let system = ctx
+        .emu
+        .add_managed_identity(ManagedIdentity::system_assigned())
+        .unwrap();
     let thumbprint = server_thumbprint(ctx.emu.https_url()).await;
     // The emulator has no Service Fabric endpoint: its App Service path answers with a scripted token, which is
     // enough to test the pinned TLS and the request.
@@ -423,7 +614,10 @@ async fn service_fabric_pins_the_server_certificate_thumbprint() {
     assert!(matches!(err, Error::Transport { .. }), "{err}");
     assert!(ctx.emu.requests_to(Endpoint::AppService).is_empty());
 
-    let token = ctx.emu.issue_token(&system.oid, "https://redis.azure.com").unwrap();
+    let token = ctx
+        .emu
+        .issue_token(&system.oid, "https://redis.azure.com")
+        .unwrap();
     let expires_on = ctx.emu.now_unix() + 3600;
     ctx.emu.faults(Endpoint::AppService).push(Fault::Custom {
         status: 200,

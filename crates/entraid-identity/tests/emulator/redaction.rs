@@ -5,10 +5,12 @@ use std::time::Duration;
 
 use entraid_core::{IdentityProvider, Secret};
 use entraid_identity::{
-    ClientCertificate, ClientCertificateCredential, ClientSecretCredential, Env, EnvironmentCredential,
-    ManagedIdentityCredential, WorkloadIdentityCredential,
+    ClientCertificate, ClientCertificateCredential, ClientSecretCredential, Env,
+    EnvironmentCredential, ManagedIdentityCredential, WorkloadIdentityCredential,
 };
-use entraid_testkit::emulator::{App, Endpoint, FederatedCredential, Fault, KUBERNETES_ISSUER, ManagedIdentity};
+use entraid_testkit::emulator::{
+    App, Endpoint, Fault, FederatedCredential, KUBERNETES_ISSUER, ManagedIdentity,
+};
 use entraid_testkit::keys::TestKey;
 use entraid_testkit::tls::ClientCertificate as TestCert;
 
@@ -21,19 +23,27 @@ async fn no_secret_reaches_logs_debug_or_errors() {
 
     let ctx = Ctx::start().await;
     let client_secret = "client-secret-VALUE-1234";
-    ctx.emu.add_app(App::new("app").secret(client_secret)).unwrap();
+    ctx.emu
+        .add_app(App::new("app").secret(client_secret))
+        .unwrap();
     let cert = TestCert::self_signed(TestKey::client_app(), "client-app").unwrap();
-    ctx.emu.add_app(App::new("cert-app").certificate(&cert)).unwrap();
+    ctx.emu
+        .add_app(App::new("cert-app").certificate(&cert))
+        .unwrap();
     ctx.emu
         .add_app(App::new("wi-app").federated(FederatedCredential::new(
             KUBERNETES_ISSUER,
             "system:serviceaccount:ns:sa",
         )))
         .unwrap();
-    ctx.emu.add_managed_identity(ManagedIdentity::system_assigned()).unwrap();
+    ctx.emu
+        .add_managed_identity(ManagedIdentity::system_assigned())
+        .unwrap();
 
     let dir = TempDir::new("redaction");
-    let federated = ctx.emu.kubernetes_token("ns", "sa", Duration::from_secs(3600));
+    let federated = ctx
+        .emu
+        .kubernetes_token("ns", "sa", Duration::from_secs(3600));
     let file = dir.path().join("token");
     std::fs::write(&file, &federated).unwrap();
 
@@ -144,13 +154,23 @@ async fn no_secret_reaches_logs_debug_or_errors() {
     ];
     secrets.extend(tokens.iter().cloned());
     // Each JWT's signature alone must not appear either.
-    secrets.extend(tokens.iter().filter_map(|t| t.rsplit('.').next().map(str::to_owned)));
+    secrets.extend(
+        tokens
+            .iter()
+            .filter_map(|t| t.rsplit('.').next().map(str::to_owned)),
+    );
     for secret in &secrets {
         for line in lines.iter().filter(|l| !l.contains(" entraid_testkit")) {
-            assert!(!line.contains(secret.as_str()), "a secret is in a log line: {line}");
+            assert!(
+                !line.contains(secret.as_str()),
+                "a secret is in a log line: {line}"
+            );
         }
         for text in &shown {
-            assert!(!text.contains(secret.as_str()), "a secret is in Debug/Display: {text}");
+            assert!(
+                !text.contains(secret.as_str()),
+                "a secret is in Debug/Display: {text}"
+            );
         }
     }
 }

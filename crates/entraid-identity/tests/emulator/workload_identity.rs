@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use entraid_core::Error;
 use entraid_identity::{ClientAssertionCredential, Env, WorkloadIdentityCredential};
-use entraid_testkit::emulator::{App, Endpoint, FederatedCredential, Fault, KUBERNETES_ISSUER};
+use entraid_testkit::emulator::{App, Endpoint, Fault, FederatedCredential, KUBERNETES_ISSUER};
 
 use crate::common::{Ctx, TempDir, expect_error};
 
@@ -35,7 +35,12 @@ async fn exchanges_the_projected_token_and_rereads_the_file() {
         .unwrap();
     let dir = TempDir::new("wi");
     let file = dir.path().join("azure-identity-token");
-    std::fs::write(&file, ctx.emu.kubernetes_token("redis", "client", Duration::from_secs(3600))).unwrap();
+    std::fs::write(
+        &file,
+        ctx.emu
+            .kubernetes_token("redis", "client", Duration::from_secs(3600)),
+    )
+    .unwrap();
 
     let c = workload(&ctx, &file, Duration::from_secs(600));
     ctx.expect_token(&c, &app.oid).await;
@@ -53,11 +58,30 @@ async fn exchanges_the_projected_token_and_rereads_the_file() {
     // ... and with a zero interval every request reads it: a token for another service account is refused
     // with the seed's AADSTS70021.
     let eager = workload(&ctx, &file, Duration::ZERO);
-    std::fs::write(&file, ctx.emu.kubernetes_token("redis", "intruder", Duration::from_secs(3600))).unwrap();
+    std::fs::write(
+        &file,
+        ctx.emu
+            .kubernetes_token("redis", "intruder", Duration::from_secs(3600)),
+    )
+    .unwrap();
     let err = expect_error(&eager).await;
-    assert!(matches!(err, Error::AuthenticationFailed { status: Some(400), .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::AuthenticationFailed {
+                status: Some(400),
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.entra_error().unwrap().has_code(70021), "{err}");
-    std::fs::write(&file, ctx.emu.kubernetes_token("redis", "client", Duration::from_secs(3600))).unwrap();
+    std::fs::write(
+        &file,
+        ctx.emu
+            .kubernetes_token("redis", "client", Duration::from_secs(3600)),
+    )
+    .unwrap();
     ctx.expect_token(&eager, &app.oid).await;
 }
 
@@ -69,7 +93,12 @@ async fn an_expired_projected_token_is_refused_and_faults_fail_cleanly() {
         .unwrap();
     let dir = TempDir::new("wi-exp");
     let file = dir.path().join("token");
-    std::fs::write(&file, ctx.emu.kubernetes_token("redis", "client", Duration::from_secs(60))).unwrap();
+    std::fs::write(
+        &file,
+        ctx.emu
+            .kubernetes_token("redis", "client", Duration::from_secs(60)),
+    )
+    .unwrap();
     let c = workload(&ctx, &file, Duration::ZERO);
     ctx.emu.set_clock_skew(7200);
     let err = expect_error(&c).await;
@@ -80,8 +109,18 @@ async fn an_expired_projected_token_is_refused_and_faults_fail_cleanly() {
         .push(Fault::Status(429).retry_after(5))
         .push(Fault::Html(500))
         .push(Fault::ResetConnection);
-    assert_eq!(expect_error(&c).await.retry_after(), Some(Duration::from_secs(5)));
-    assert!(matches!(expect_error(&c).await, Error::Http { status: 500, entra: None, .. }));
+    assert_eq!(
+        expect_error(&c).await.retry_after(),
+        Some(Duration::from_secs(5))
+    );
+    assert!(matches!(
+        expect_error(&c).await,
+        Error::Http {
+            status: 500,
+            entra: None,
+            ..
+        }
+    ));
     assert!(matches!(expect_error(&c).await, Error::Transport { .. }));
     // A missing file: unavailable.
     std::fs::remove_file(&file).unwrap();
@@ -95,7 +134,9 @@ async fn a_callback_supplies_any_federated_assertion() {
         .emu
         .add_app(App::new("cb-app").federated(FederatedCredential::new(KUBERNETES_ISSUER, SUBJECT)))
         .unwrap();
-    let token = ctx.emu.kubernetes_token("redis", "client", Duration::from_secs(3600));
+    let token = ctx
+        .emu
+        .kubernetes_token("redis", "client", Duration::from_secs(3600));
     let c = ClientAssertionCredential::builder()
         .tenant_id(ctx.emu.tenant_id())
         .client_id("cb-app")
@@ -118,6 +159,15 @@ async fn a_callback_supplies_any_federated_assertion() {
         .build()
         .unwrap();
     let err = expect_error(&failing).await;
-    assert!(matches!(err, Error::Custom { retryable: true, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Custom {
+                retryable: true,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("issuer down"));
 }
