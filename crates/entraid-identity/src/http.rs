@@ -24,6 +24,10 @@ use crate::form::Form;
 /// The default timeout of one request: 30 s.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The default timeout for establishing a connection: 10 s (or the request timeout, when shorter). A connection
+/// that cannot be made in time is a connect error, which managed identity reports as "unavailable" on IMDS.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The largest response body read: 1 MiB. A larger body fails the request with
 /// [`Error::InvalidResponse`](entraid_core::Error::InvalidResponse).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -33,7 +37,7 @@ pub const USER_AGENT: &str = concat!("entraid-identity/", env!("CARGO_PKG_VERSIO
 
 /// Options for an [`HttpClient`].
 ///
-/// Defaults: 30 s timeout, the operating system's root certificates (and Mozilla's with the `webpki-roots`
+/// Defaults: 30 s timeout (10 s to connect), the operating system's root certificates (and Mozilla's with the `webpki-roots`
 /// feature), no extra CA, no proxy.
 ///
 /// ```
@@ -50,6 +54,7 @@ pub const USER_AGENT: &str = concat!("entraid-identity/", env!("CARGO_PKG_VERSIO
 #[derive(Clone)]
 pub struct HttpOptions {
     timeout: Duration,
+    connect_timeout: Duration,
     native_roots: bool,
     webpki_roots: bool,
     extra_roots: Vec<CertificateDer<'static>>,
@@ -65,6 +70,7 @@ impl fmt::Debug for HttpOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpOptions")
             .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
             .field("native_roots", &self.native_roots)
             .field("webpki_roots", &self.webpki_roots)
             .field("extra_roots", &self.extra_roots.len())
@@ -77,6 +83,7 @@ impl HttpOptions {
     pub fn new() -> Self {
         Self {
             timeout: DEFAULT_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             native_roots: true,
             webpki_roots: cfg!(feature = "webpki-roots"),
             extra_roots: Vec::new(),
@@ -86,6 +93,12 @@ impl HttpOptions {
     /// The timeout of one request, from connecting to the end of the body. Default 30 s.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// The timeout for establishing a connection (capped by the request timeout). Default 10 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
         self
     }
 
@@ -202,7 +215,7 @@ impl HttpClient {
             .map_err(|e| Error::configuration(format!("TLS configuration: {e}")))?
             .with_root_certificates(roots)
             .with_no_client_auth();
-        Self::from_rustls(config, options.timeout)
+        Self::with_tls(config, options.timeout, options.connect_timeout)
     }
 
     /// A client with the default options, created once per process and shared.
@@ -219,8 +232,17 @@ impl HttpClient {
         config: rustls::ClientConfig,
         timeout: Duration,
     ) -> Result<Self, Error> {
+        Self::with_tls(config, timeout, DEFAULT_CONNECT_TIMEOUT)
+    }
+
+    fn with_tls(
+        config: rustls::ClientConfig,
+        timeout: Duration,
+        connect_timeout: Duration,
+    ) -> Result<Self, Error> {
         let inner = reqwest::Client::builder()
             .user_agent(USER_AGENT)
+            .connect_timeout(connect_timeout.min(timeout))
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .http1_only()

@@ -77,7 +77,9 @@ mod environment;
 
 pub use authority::{AZURE_AUTHORITY_HOST, Authority, AuthorityHost, AuthorityKind, TenantId};
 pub use env::Env;
-pub use http::{DEFAULT_TIMEOUT, HttpClient, HttpOptions, MAX_BODY_BYTES, USER_AGENT};
+pub use http::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, HttpClient, HttpOptions, MAX_BODY_BYTES, USER_AGENT,
+};
 
 #[cfg(feature = "client-secret")]
 pub use client_secret::{ClientSecretCredential, ClientSecretCredentialBuilder};
