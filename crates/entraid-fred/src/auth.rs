@@ -21,7 +21,7 @@ use entraid_manager::{TokenEvent, TokenManager};
 use crate::credentials::EntraCredentialProvider;
 use crate::options::ReauthOptions;
 use crate::stats::{Counters, ReauthStats};
-use crate::target::Attachable;
+use crate::target::{Attachable, Target};
 
 /// A re-authentication failure, as delivered to [`EntraIdAuth::subscribe_errors`] (the Go library's
 /// `OnReAuthenticationError`).
@@ -73,9 +73,9 @@ impl fmt::Debug for EntraIdAuth {
 struct Inner {
     manager: TokenManager,
     options: ReauthOptions,
-    targets: Mutex<HashMap<u64, Attachable>>,
+    targets: Mutex<HashMap<u64, Arc<Target>>>,
     next_id: AtomicU64,
-    counters: Counters,
+    counters: Arc<Counters>,
     errors: broadcast::Sender<ReauthError>,
     /// The token the attached connections were last authenticated with.
     last_token: Mutex<Option<Arc<Token>>>,
@@ -121,7 +121,7 @@ impl Drop for Attachment {
 }
 
 impl Inner {
-    fn lock_targets(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Attachable>> {
+    fn lock_targets(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Target>>> {
         self.targets.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -143,7 +143,7 @@ impl EntraIdAuth {
             options,
             targets: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
-            counters: Counters::default(),
+            counters: Arc::default(),
             errors,
             generation: AtomicU64::new(0),
             task: Mutex::new(None),
@@ -171,7 +171,9 @@ impl EntraIdAuth {
     /// Attaches a client, subscriber or pool: each new token is pushed to all its live connections.
     pub fn attach(&self, client: impl Into<Attachable>) -> Attachment {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        self.inner.lock_targets().insert(id, client.into());
+        self.inner
+            .lock_targets()
+            .insert(id, Target::new(client.into()));
         Attachment {
             id,
             inner: Arc::downgrade(&self.inner),
@@ -219,8 +221,9 @@ async fn fan_out(inner: &Arc<Inner>, token: Arc<Token>) {
         .unwrap_or_else(|e| e.into_inner())
         .replace(token.clone());
     Counters::add(&inner.counters.rotations);
-    let targets: Vec<Attachable> = inner.lock_targets().values().cloned().collect();
+    let targets: Vec<Arc<Target>> = inner.lock_targets().values().cloned().collect();
     if targets.is_empty() {
+        Counters::add(&inner.counters.fanouts_completed);
         return;
     }
     // The connections hold `previous` until re-authenticated: its expiry is the deadline.
@@ -242,6 +245,7 @@ async fn fan_out(inner: &Arc<Inner>, token: Arc<Token>) {
         .last_fanout_latency
         .lock()
         .unwrap_or_else(|e| e.into_inner()) = Some(latency);
+    Counters::add(&inner.counters.fanouts_completed);
     tracing::debug!(
         username = token.username(),
         ?latency,
@@ -259,7 +263,7 @@ fn deadline_for(token: &Token, options: &ReauthOptions) -> Instant {
 
 async fn reauth_with_retries(
     inner: &Arc<Inner>,
-    target: &Attachable,
+    target: &Arc<Target>,
     token: &Token,
     generation: u64,
     deadline: Instant,

@@ -10,6 +10,8 @@ use std::time::Duration;
 pub struct ReauthStats {
     /// New tokens pushed to the attached clients (fan-outs started).
     pub rotations: u64,
+    /// Fan-outs finished (every attached client re-authenticated, reconnected or given up on for a newer token).
+    pub fanouts_completed: u64,
     /// Successful re-authentications (one per attached client per rotation; a pool counts each of its clients,
     /// a cluster client counts once for all its nodes).
     pub reauths_sent: u64,
@@ -28,6 +30,7 @@ pub struct ReauthStats {
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) rotations: AtomicU64,
+    pub(crate) fanouts_completed: AtomicU64,
     pub(crate) reauths_sent: AtomicU64,
     pub(crate) reauths_failed: AtomicU64,
     pub(crate) reconnects: AtomicU64,
@@ -43,6 +46,7 @@ impl Counters {
     pub(crate) fn snapshot(&self, attached: u64) -> ReauthStats {
         ReauthStats {
             rotations: self.rotations.load(Ordering::Relaxed),
+            fanouts_completed: self.fanouts_completed.load(Ordering::Relaxed),
             reauths_sent: self.reauths_sent.load(Ordering::Relaxed),
             reauths_failed: self.reauths_failed.load(Ordering::Relaxed),
             reconnects: self.reconnects.load(Ordering::Relaxed),

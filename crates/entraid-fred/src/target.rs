@@ -1,20 +1,27 @@
 //! What can be attached for push re-authentication ([`Attachable`]), and how each kind is re-authenticated.
 //!
 //! - A [`Client`] (centralized or clustered): `AUTH oid token`. On a cluster fred sends it to every primary node
-//!   (`AUTH`, not `HELLO`: fred 10.1's clustered `hello()` drops its AUTH arguments). A connection blocked in
-//!   `BLPOP`/`BRPOP`/`XREAD BLOCK` cannot run the `AUTH` until the blocking command returns, so when the `AUTH`
-//!   has waited `unblock_after` the blocking command is interrupted with `CLIENT UNBLOCK <id> TIMEOUT` through
-//!   fred's backchannel: the application sees its blocking call return as a timeout (nil), and the `AUTH` runs.
+//!   (`AUTH`, not `HELLO`: fred 10.1's clustered `hello()` drops its AUTH arguments), then the client's cluster
+//!   backchannel (an idle connection fred keeps for `CLUSTER SLOTS`) is replaced by a fresh one through
+//!   `sync_cluster`, so it is not left to expire.
+//! - A connection blocked in `BLPOP`/`BRPOP`/`XREAD BLOCK` cannot run the `AUTH` until the blocking command
+//!   returns. When the `AUTH` has waited `unblock_after`, the blocking command is interrupted with
+//!   `CLIENT UNBLOCK <id> TIMEOUT`, sent from a small *control client* (built from the attached client's config,
+//!   created the first time it is needed, and re-authenticated on every rotation like any attached client). The
+//!   application sees its blocking call return as if its timeout had elapsed (nil); the `AUTH` then runs.
 //! - A [`SubscriberClient`]: on RESP3, `AUTH` works while subscribed. On RESP2 the server refuses `AUTH` in
 //!   subscribe mode, so the subscriber is reconnected (with the current token) and re-subscribed.
-//! - A [`Pool`]: each of its clients, as above.
+//! - A [`Pool`]: each of its clients, concurrently.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use fred::clients::{Client, Pool, SubscriberClient};
 use fred::error::{Error as FredError, ErrorKind};
-use fred::interfaces::{AuthInterface, ClientInterface, ClientLike};
-use fred::types::{ClientState, ClientUnblockFlag, RespVersion};
+use fred::interfaces::{AuthInterface, ClientInterface, ClientLike, ClusterInterface};
+use fred::types::config::Server;
+use fred::types::{Builder, ClientState, ClientUnblockFlag, RespVersion};
+use tokio::sync::OnceCell;
 
 use crate::options::ReauthOptions;
 use crate::stats::Counters;
@@ -59,159 +66,227 @@ impl From<&Pool> for Attachable {
     }
 }
 
-/// The outcome of re-authenticating one attached client.
+/// The outcome of re-authenticating one attached target.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Outcome {
     /// Clients that ran `AUTH`.
     pub(crate) reauthed: u64,
     /// Clients reconnected instead.
     pub(crate) reconnected: u64,
-    /// Clients skipped because they are not connected (a reconnect fetches the current token anyway).
-    pub(crate) skipped: u64,
 }
 
-impl Attachable {
+impl Outcome {
+    const REAUTHED: Self = Self {
+        reauthed: 1,
+        reconnected: 0,
+    };
+    const RECONNECTED: Self = Self {
+        reauthed: 0,
+        reconnected: 1,
+    };
+    const SKIPPED: Self = Self {
+        reauthed: 0,
+        reconnected: 0,
+    };
+}
+
+/// An attached target with its lazily created control client.
+pub(crate) struct Target {
+    attachable: Attachable,
+    control: OnceCell<Client>,
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if let Some(control) = self.control.take() {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let _ = control.quit().await;
+                });
+            }
+        }
+    }
+}
+
+impl Target {
+    pub(crate) fn new(attachable: Attachable) -> Arc<Self> {
+        Arc::new(Self {
+            attachable,
+            control: OnceCell::new(),
+        })
+    }
+
     /// Describes the target for logs and errors.
     pub(crate) fn describe(&self) -> String {
-        match self {
-            Self::Client(c) => format!("client {}", c.id()),
-            Self::Subscriber(c) => format!("subscriber {}", c.id()),
-            Self::Pool(p) => format!("pool of {}", p.size()),
+        match &self.attachable {
+            Attachable::Client(c) => format!("client {}", c.id()),
+            Attachable::Subscriber(c) => format!("subscriber {}", c.id()),
+            Attachable::Pool(p) => format!("pool of {}", p.size()),
         }
     }
 
-    /// Re-authenticates every connection of the target with (`username`, `password`).
+    /// Re-authenticates every connection of the target (and its control client) with (`username`, `password`).
     pub(crate) async fn reauth(
-        &self,
+        self: &Arc<Self>,
         username: &str,
         password: &str,
         options: &ReauthOptions,
-        counters: &Counters,
+        counters: &Arc<Counters>,
     ) -> Result<Outcome, FredError> {
-        match self {
-            Self::Client(client) => {
-                auth_client(client, username, password, options, counters).await
+        if let Some(control) = self.control.get() {
+            if is_live(control) {
+                control
+                    .auth(Some(username.to_owned()), password.to_owned())
+                    .await?;
             }
-            Self::Subscriber(subscriber) => {
+        }
+        match &self.attachable {
+            Attachable::Client(client) => {
+                self.auth_client(client, username, password, options, counters)
+                    .await
+            }
+            Attachable::Subscriber(subscriber) => {
                 if !is_live(subscriber) {
-                    return Ok(Outcome {
-                        skipped: 1,
-                        ..Outcome::default()
-                    });
-                }
-                if subscriber.protocol_version() == RespVersion::RESP3 {
-                    auth_client(subscriber, username, password, options, counters).await
+                    Ok(Outcome::SKIPPED)
+                } else if subscriber.protocol_version() == RespVersion::RESP3 {
+                    self.auth_client(subscriber, username, password, options, counters)
+                        .await
                 } else {
                     reconnect_subscriber(subscriber, options).await?;
-                    Ok(Outcome {
-                        reconnected: 1,
-                        ..Outcome::default()
-                    })
+                    Ok(Outcome::RECONNECTED)
                 }
             }
-            Self::Pool(pool) => {
+            Attachable::Pool(pool) => {
                 let mut set = tokio::task::JoinSet::new();
-                for client in pool.clients() {
-                    let (client, username, password, options) = (
-                        client.clone(),
-                        username.to_owned(),
-                        password.to_owned(),
-                        options.clone(),
-                    );
+                for index in 0..pool.clients().len() {
+                    let (target, username, password) =
+                        (self.clone(), username.to_owned(), password.to_owned());
+                    let (options, counters) = (options.clone(), counters.clone());
                     set.spawn(async move {
-                        let counters = Counters::default();
-                        let outcome =
-                            auth_client(&client, &username, &password, &options, &counters).await;
-                        (outcome, counters)
+                        let Attachable::Pool(pool) = &target.attachable else {
+                            return Ok(Outcome::SKIPPED);
+                        };
+                        let client = &pool.clients()[index];
+                        target
+                            .auth_client(client, &username, &password, &options, &counters)
+                            .await
                     });
                 }
-                let mut total = Outcome::default();
+                let mut total = Outcome::SKIPPED;
                 let mut first_error = None;
                 while let Some(joined) = set.join_next().await {
-                    let (outcome, local) = joined.map_err(|e| {
-                        FredError::new(ErrorKind::Unknown, format!("re-auth task: {e}"))
-                    })?;
-                    counters.unblocks.fetch_add(
-                        local.unblocks.load(std::sync::atomic::Ordering::Relaxed),
-                        std::sync::atomic::Ordering::Relaxed,
-                    );
-                    match outcome {
-                        Ok(o) => {
-                            total.reauthed += o.reauthed;
-                            total.skipped += o.skipped;
+                    match joined {
+                        Ok(Ok(outcome)) => total.reauthed += outcome.reauthed,
+                        Ok(Err(e)) => first_error = first_error.or(Some(e)),
+                        Err(e) => {
+                            first_error = first_error
+                                .or(Some(FredError::new(ErrorKind::Unknown, e.to_string())));
                         }
-                        Err(e) => first_error = first_error.or(Some(e)),
                     }
                 }
-                match first_error {
-                    Some(e) => Err(e),
-                    None => Ok(total),
-                }
+                first_error.map_or(Ok(total), Err)
             }
         }
     }
 
     /// Reconnects every client of the target; their new connections AUTH with the current token.
     pub(crate) async fn reconnect(&self, options: &ReauthOptions) -> Result<(), FredError> {
-        match self {
-            Self::Client(client) => client.force_reconnection().await,
-            Self::Subscriber(subscriber) => reconnect_subscriber(subscriber, options).await,
-            Self::Pool(pool) => pool.force_reconnection().await,
+        match &self.attachable {
+            Attachable::Client(client) => client.force_reconnection().await,
+            Attachable::Subscriber(subscriber) => reconnect_subscriber(subscriber, options).await,
+            Attachable::Pool(pool) => pool.force_reconnection().await,
         }
+    }
+
+    /// `AUTH` on one client, interrupting a blocking command that holds the connection.
+    async fn auth_client<C: AuthInterface + ClientInterface + ClusterInterface>(
+        &self,
+        client: &C,
+        username: &str,
+        password: &str,
+        options: &ReauthOptions,
+        counters: &Counters,
+    ) -> Result<Outcome, FredError> {
+        if !is_live(client) {
+            // Not connected: when it connects again, fred asks the credential provider for the current token.
+            return Ok(Outcome::SKIPPED);
+        }
+        let auth = client.auth(Some(username.to_owned()), password.to_owned());
+        tokio::pin!(auth);
+        let result = match tokio::time::timeout(options.unblock_after, &mut auth).await {
+            Ok(result) => result,
+            Err(_) => {
+                // The AUTH is queued behind something, most likely a blocking command: interrupt it.
+                match self.unblock(client).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        counters
+                            .unblocks
+                            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                        tracing::debug!(client = %client.id(), "interrupted a blocking command so AUTH could run");
+                    }
+                    Err(e) => {
+                        tracing::debug!(client = %client.id(), error = %e, "CLIENT UNBLOCK failed")
+                    }
+                }
+                let remaining = options.auth_timeout.saturating_sub(options.unblock_after);
+                match tokio::time::timeout(remaining.max(Duration::from_millis(1)), auth).await {
+                    Ok(result) => result,
+                    Err(_) => Err(FredError::new(
+                        ErrorKind::Timeout,
+                        format!("AUTH timed out after {:?}", options.auth_timeout),
+                    )),
+                }
+            }
+        };
+        result?;
+        if client.is_clustered() {
+            // Replace the idle CLUSTER SLOTS backchannel with one authenticated by the current token.
+            if let Err(e) = client.sync_cluster().await {
+                tracing::debug!(client = %client.id(), error = %e, "cluster sync after re-auth failed");
+            }
+        }
+        Ok(Outcome::REAUTHED)
+    }
+
+    /// Sends `CLIENT UNBLOCK <id> TIMEOUT` for each of `client`'s connections from the control client.
+    /// Returns how many blocked commands were interrupted.
+    async fn unblock<C: ClientInterface>(&self, client: &C) -> Result<u64, FredError> {
+        let control = self
+            .control
+            .get_or_try_init(|| async {
+                let mut builder = Builder::from_config(client.client_config());
+                builder.set_connection_config(client.connection_config().clone());
+                builder.set_performance_config(client.perf_config());
+                let control = builder.build()?;
+                control.init().await?;
+                Ok::<_, FredError>(control)
+            })
+            .await?;
+        let mut unblocked = 0u64;
+        for (server, id) in client.connection_ids() {
+            let n: i64 = unblock_on(control, &server, id).await?;
+            unblocked += u64::try_from(n).unwrap_or(0);
+        }
+        Ok(unblocked)
+    }
+}
+
+async fn unblock_on(control: &Client, server: &Server, id: i64) -> Result<i64, FredError> {
+    if control.is_clustered() {
+        control
+            .with_cluster_node(server.clone())
+            .client_unblock(id, Some(ClientUnblockFlag::Timeout))
+            .await
+    } else {
+        control
+            .client_unblock(id, Some(ClientUnblockFlag::Timeout))
+            .await
     }
 }
 
 fn is_live<C: ClientLike>(client: &C) -> bool {
     client.state() == ClientState::Connected
-}
-
-/// `AUTH` on one client, interrupting a blocking command that holds the connection.
-async fn auth_client<C: AuthInterface + ClientInterface>(
-    client: &C,
-    username: &str,
-    password: &str,
-    options: &ReauthOptions,
-    counters: &Counters,
-) -> Result<Outcome, FredError> {
-    if !is_live(client) {
-        // Not connected: when it connects again, fred asks the credential provider for the current token.
-        return Ok(Outcome {
-            skipped: 1,
-            ..Outcome::default()
-        });
-    }
-    let auth = client.auth(Some(username.to_owned()), password.to_owned());
-    tokio::pin!(auth);
-    if let Ok(result) = tokio::time::timeout(options.unblock_after, &mut auth).await {
-        return result.map(|()| Outcome {
-            reauthed: 1,
-            ..Outcome::default()
-        });
-    }
-    // The AUTH is queued behind something: most likely a blocking command. Interrupt it as a timeout.
-    // `unblock_self` fails at once, without a round trip, when fred tracks no blocked connection.
-    if client
-        .unblock_self(Some(ClientUnblockFlag::Timeout))
-        .await
-        .is_ok()
-    {
-        Counters::add(&counters.unblocks);
-        tracing::debug!(client = %client.id(), "interrupted a blocking command so AUTH could run");
-    }
-    let remaining = options
-        .auth_timeout
-        .saturating_sub(options.unblock_after)
-        .max(Duration::from_millis(1));
-    match tokio::time::timeout(remaining, auth).await {
-        Ok(result) => result.map(|()| Outcome {
-            reauthed: 1,
-            ..Outcome::default()
-        }),
-        Err(_) => Err(FredError::new(
-            ErrorKind::Timeout,
-            format!("AUTH timed out after {:?}", options.auth_timeout),
-        )),
-    }
 }
 
 /// Reconnects a subscriber and re-subscribes to everything it tracked.

@@ -1,0 +1,171 @@
+//! Shared pieces of the fred adapter's end-to-end tests: an identity provider minting tokens the testkit gateway
+//! accepts (a new `oid` each time, so a wrong username would be refused), fred configs for the harness, and load.
+
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers"
+)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use entraid_core::{BoxFuture, Error, IdentityProvider, IdentityProviderResponse};
+use entraid_fred::EntraIdAuth;
+use entraid_manager::{RetryOptions, TokenEvent, TokenManager, TokenManagerOptions};
+use entraid_testkit::redis::RedisHarness;
+use fred::prelude::*;
+use fred::types::RespVersion;
+use fred::types::config::{Config, ServerConfig, TlsConfig, TlsConnector};
+
+/// Mints gateway-valid tokens (RS256 by the emulator's key) with `oid` = `{prefix}-{n}`, counting requests.
+/// While `failing` is set it answers with a retryable transport error (an outage).
+#[derive(Debug)]
+pub struct MintingProvider {
+    pub prefix: String,
+    pub lifetime: Duration,
+    pub calls: AtomicU64,
+    pub failing: AtomicBool,
+}
+
+impl MintingProvider {
+    pub fn new(prefix: &str, lifetime: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            prefix: prefix.to_owned(),
+            lifetime,
+            calls: AtomicU64::new(0),
+            failing: AtomicBool::new(false),
+        })
+    }
+
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+impl IdentityProvider for MintingProvider {
+    fn request_token(&self) -> BoxFuture<'_, Result<IdentityProviderResponse, Error>> {
+        Box::pin(async move {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+            if self.failing.load(Ordering::SeqCst) {
+                return Err(Error::transport("MintingProvider", "scripted outage", None));
+            }
+            let jwt = entraid_testkit::redis::token(&format!("{}-{n}", self.prefix), self.lifetime);
+            Ok(IdentityProviderResponse::raw_token(jwt))
+        })
+    }
+
+    fn name(&self) -> &str {
+        "MintingProvider"
+    }
+}
+
+/// Manager options for short-lived test tokens: fast retries.
+pub fn manager_options() -> TokenManagerOptions {
+    TokenManagerOptions {
+        retry: RetryOptions {
+            initial_delay: Duration::from_millis(50),
+            max_delay: Duration::from_millis(200),
+            ..RetryOptions::default()
+        },
+        ..TokenManagerOptions::default()
+    }
+}
+
+/// Starts manager + adapter over a minting provider.
+pub fn start_auth(provider: &Arc<MintingProvider>) -> (TokenManager, EntraIdAuth) {
+    let manager = TokenManager::start(provider.clone(), manager_options()).unwrap();
+    let auth = EntraIdAuth::new(manager.clone());
+    (manager, auth)
+}
+
+/// A fred config for the harness (standalone, cluster or TLS), authenticated by `auth`.
+pub fn config(harness: &RedisHarness, auth: &EntraIdAuth, version: RespVersion) -> Config {
+    let addrs = harness.addrs();
+    let server = if addrs.len() > 1 {
+        ServerConfig::new_clustered(
+            addrs
+                .iter()
+                .map(|a| (a.ip().to_string(), a.port()))
+                .collect(),
+        )
+    } else {
+        ServerConfig::new_centralized(&addrs[0].ip().to_string(), addrs[0].port())
+    };
+    let mut config = Config {
+        server,
+        version,
+        ..Config::default()
+    };
+    if let Some(tls) = harness.tls_client_config() {
+        config.tls = Some(TlsConfig::from(TlsConnector::from((*tls).clone())));
+    }
+    auth.configure(&mut config);
+    config
+}
+
+/// Waits until the manager has delivered `count` new tokens (after the first).
+pub async fn wait_rotations(manager: &TokenManager, count: usize) {
+    let mut sub = manager.subscribe();
+    let mut seen = 0;
+    while seen < count {
+        match tokio::time::timeout(Duration::from_secs(30), sub.recv()).await {
+            Ok(Some(TokenEvent::Token(_))) => seen += 1,
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("manager stopped"),
+            Err(_) => panic!("no rotation within 30 s (saw {seen} of {count})"),
+        }
+    }
+}
+
+/// Waits until every fan-out the adapter started has finished.
+pub async fn settle(auth: &EntraIdAuth) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let stats = auth.stats();
+        if stats.fanouts_completed == stats.rotations {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "fan-out did not finish: {stats:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Runs SET/GET/INCR on `client` until `stop`; returns (ok, failed) counts and the first error.
+pub async fn load(
+    client: Client,
+    stop: Arc<AtomicBool>,
+    keys: Vec<String>,
+) -> (u64, u64, Option<String>) {
+    let (mut ok, mut failed, mut first) = (0u64, 0u64, None);
+    let mut i = 0u64;
+    while !stop.load(Ordering::SeqCst) {
+        let key = &keys[(i as usize) % keys.len()];
+        i += 1;
+        let result: Result<(), fred::error::Error> = async {
+            client
+                .set::<(), _, _>(key.as_str(), i, None, None, false)
+                .await?;
+            let value: u64 = client.get(key.as_str()).await?;
+            assert!(value > 0);
+            client.incr::<i64, _>(format!("{key}:n")).await?;
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => ok += 1,
+            Err(e) => {
+                failed += 1;
+                first.get_or_insert_with(|| e.to_string());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    (ok, failed, first)
+}

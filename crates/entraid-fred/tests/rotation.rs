@@ -1,0 +1,208 @@
+//! End-to-end: fred clients behind the testkit's enforcing gateway while tokens rotate every ~70 % of a few
+//! seconds. Each test asserts zero failed commands, zero connections closed by expiry, no refused AUTH (the
+//! gateway refuses a username other than the token's `oid`, and every token has a new `oid`), and exactly one
+//! identity request per rotation.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::{MintingProvider, config, load, settle, start_auth, wait_rotations};
+use entraid_testkit::redis::{HarnessOptions, RedisHarness};
+use entraid_testkit::tls::TestCa;
+use fred::prelude::*;
+use fred::types::RespVersion;
+
+const LIFETIME: Duration = Duration::from_secs(4);
+const ROTATIONS: usize = 5;
+
+fn keys(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("key-{i}")).collect()
+}
+
+/// Asserts the gateway saw no expiry and no refused AUTH, and the last token's oid is on every live connection.
+fn assert_gateway_clean(harness: &RedisHarness, provider: &MintingProvider) {
+    let stats = harness.stats();
+    let expired: Vec<_> = stats.expired().collect();
+    assert!(
+        expired.is_empty(),
+        "connections closed by expiry: {expired:?}"
+    );
+    assert_eq!(stats.auth_failed, 0, "refused AUTHs: {stats:?}");
+    assert!(
+        stats.reauths > 0,
+        "no re-authentication reached the gateway: {stats:?}"
+    );
+    let _ = provider;
+}
+
+async fn run_single(version: RespVersion, harness: RedisHarness, prefix: &str) {
+    let provider = MintingProvider::new(prefix, LIFETIME);
+    let (manager, auth) = start_auth(&provider);
+    let client = Builder::from_config(config(&harness, &auth, version))
+        .build()
+        .unwrap();
+    client.init().await.unwrap();
+    let _attached = auth.attach(&client);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = tokio::spawn(load(client.clone(), stop.clone(), keys(16)));
+    wait_rotations(&manager, ROTATIONS).await;
+    stop.store(true, Ordering::SeqCst);
+    let (ok, failed, first) = worker.await.unwrap();
+    settle(&auth).await;
+
+    assert_eq!(failed, 0, "failed commands (first: {first:?})");
+    assert!(ok > 50, "too little load ran: {ok}");
+    assert_gateway_clean(&harness, &provider);
+    let stats = auth.stats();
+    assert!(stats.reauths_sent >= ROTATIONS as u64, "{stats:?}");
+    assert_eq!(stats.reauths_failed, 0, "{stats:?}");
+    // One identity request for the first token and one per rotation (the wait may have seen one more start).
+    let calls = provider.calls();
+    assert!(
+        (ROTATIONS as u64 + 1..=ROTATIONS as u64 + 2).contains(&calls),
+        "identity calls: {calls}"
+    );
+    // The live connection is authenticated as the newest token's oid.
+    let current = manager.current().unwrap();
+    let users: Vec<_> = harness
+        .connections()
+        .into_iter()
+        .filter_map(|c| c.user)
+        .collect();
+    assert!(
+        users.iter().any(|u| u == current.username()),
+        "{users:?} vs {}",
+        current.username()
+    );
+    client.quit().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_client_resp3() {
+    run_single(
+        RespVersion::RESP3,
+        RedisHarness::standalone().await.unwrap(),
+        "single3",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_client_resp2() {
+    run_single(
+        RespVersion::RESP2,
+        RedisHarness::standalone().await.unwrap(),
+        "single2",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_client_tls() {
+    let ca = TestCa::new().unwrap();
+    let harness = RedisHarness::start(HarnessOptions {
+        tls: Some(ca),
+        ..HarnessOptions::default()
+    })
+    .await
+    .unwrap();
+    run_single(RespVersion::RESP3, harness, "tls").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_of_eight() {
+    let harness = RedisHarness::standalone().await.unwrap();
+    let provider = MintingProvider::new("pool", LIFETIME);
+    let (manager, auth) = start_auth(&provider);
+    let pool = Builder::from_config(config(&harness, &auth, RespVersion::RESP3))
+        .build_pool(8)
+        .unwrap();
+    pool.init().await.unwrap();
+    let _attached = auth.attach(&pool);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = pool
+        .clients()
+        .iter()
+        .map(|c| tokio::spawn(load(c.clone(), stop.clone(), keys(8))))
+        .collect();
+    wait_rotations(&manager, ROTATIONS).await;
+    stop.store(true, Ordering::SeqCst);
+    for worker in workers {
+        let (_, failed, first) = worker.await.unwrap();
+        assert_eq!(failed, 0, "failed commands (first: {first:?})");
+    }
+    settle(&auth).await;
+    assert_gateway_clean(&harness, &provider);
+    let stats = auth.stats();
+    assert!(stats.reauths_sent >= 8 * ROTATIONS as u64, "{stats:?}");
+    assert_eq!(harness.stats().open_now, 8, "{:?}", harness.connections());
+    pool.quit().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_of_three_masters() {
+    let harness = RedisHarness::cluster().await.unwrap();
+    let provider = MintingProvider::new("cluster", LIFETIME);
+    let (manager, auth) = start_auth(&provider);
+    let client = Builder::from_config(config(&harness, &auth, RespVersion::RESP3))
+        .build()
+        .unwrap();
+    client.init().await.unwrap();
+    let _attached = auth.attach(&client);
+
+    // Enough keys to land on every master's slot range.
+    let keys = keys(64);
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = tokio::spawn(load(client.clone(), stop.clone(), keys));
+    wait_rotations(&manager, ROTATIONS).await;
+    stop.store(true, Ordering::SeqCst);
+    let (_, failed, first) = worker.await.unwrap();
+    assert_eq!(failed, 0, "failed commands (first: {first:?})");
+    assert_gateway_clean(&harness, &provider);
+    // Every master's gateway saw re-authentications.
+    for gateway in harness.gateways() {
+        assert!(
+            gateway.stats().reauths > 0,
+            "a master was never re-authenticated: {:?}",
+            gateway.stats()
+        );
+    }
+    client.quit().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_shorter_than_token_life_is_invisible() {
+    let harness = RedisHarness::standalone().await.unwrap();
+    let provider = MintingProvider::new("outage", Duration::from_secs(6));
+    let (manager, auth) = start_auth(&provider);
+    let client = Builder::from_config(config(&harness, &auth, RespVersion::RESP3))
+        .build()
+        .unwrap();
+    client.init().await.unwrap();
+    let _attached = auth.attach(&client);
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = tokio::spawn(load(client.clone(), stop.clone(), keys(4)));
+
+    // Fail every request for a while around the first refresh point (~70 % of 6 s), well inside the token's life.
+    manager.ready().await.unwrap();
+    provider.failing.store(true, Ordering::SeqCst);
+    let mut status = manager.status();
+    while status.consecutive_failures < 3 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        status = manager.status();
+    }
+    provider.failing.store(false, Ordering::SeqCst);
+    wait_rotations(&manager, 2).await;
+    stop.store(true, Ordering::SeqCst);
+    let (_, failed, first) = worker.await.unwrap();
+    assert_eq!(failed, 0, "failed commands (first: {first:?})");
+    assert_gateway_clean(&harness, &provider);
+    client.quit().await.unwrap();
+}
