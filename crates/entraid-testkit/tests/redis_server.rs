@@ -125,3 +125,56 @@ async fn a_harness_leaves_no_process_behind() {
     .await
     .expect("the gateway still accepts connections");
 }
+
+/// Set in the environment of a child test process that holds a server until it is killed.
+const HOLD_ENV: &str = "ENTRAID_TESTKIT_HOLD_REDIS";
+
+/// Not a test of its own: when run by `no_process_survives_a_killed_test_process` (with `HOLD_ENV` set), it
+/// starts a server, prints its pid and waits to be killed. Run normally, it checks that the variable is unset.
+#[tokio::test]
+async fn hold_a_server_until_killed() {
+    if std::env::var_os(HOLD_ENV).is_none() {
+        return;
+    }
+    let server = RedisServer::start().await.unwrap();
+    println!("REDIS_PID {}", server.pid());
+    std::future::pending::<()>().await;
+}
+
+#[tokio::test]
+async fn no_process_survives_a_killed_test_process() {
+    use tokio::io::AsyncBufReadExt as _;
+    let mut holder = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "hold_a_server_until_killed", "--nocapture"])
+        .env(HOLD_ENV, "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(holder.stdout.take().unwrap()).lines();
+    let pid: u32 = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let line = lines
+                .next_line()
+                .await
+                .unwrap()
+                .expect("the holder printed its pid");
+            if let Some(pid) = line.strip_prefix("REDIS_PID ") {
+                return pid.trim().parse().unwrap();
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(pid > 0 && alive(pid));
+    // SIGKILL: no destructor runs in the holder.
+    holder.kill().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while alive(pid) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("redis-server outlived the process that started it");
+}

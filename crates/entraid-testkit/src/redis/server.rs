@@ -15,6 +15,24 @@ use ring::rand::{SecureRandom as _, SystemRandom};
 use super::client::RespClient;
 use super::{Error, RespValue};
 
+/// Runs redis-server (`$0`, config `$1`) under a small `sh` supervisor whose stdin is a pipe from this process.
+/// When the pipe closes (the owner is dropped, or the whole test process dies, even by SIGKILL), the supervisor
+/// kills redis-server with SIGKILL and reaps it, so no redis-server outlives the process that started it. The
+/// supervisor exits with redis-server's status when redis-server exits on its own.
+const SUPERVISOR: &str = r#"exec 3<&0 0</dev/null
+"$0" "$1" 3<&- &
+server=$!
+( read -r _ <&3; kill -9 "$server" 2>/dev/null ) &
+watcher=$!
+exec 3<&-
+wait "$server"
+status=$?
+kill "$watcher" 2>/dev/null
+exit "$status""#;
+
+/// How long [`RedisServer::kill`] waits for the supervisor before killing it outright.
+const KILL_GRACE: Duration = Duration::from_secs(5);
+
 /// How many times a start is retried when another process took the chosen port first.
 const PORT_ATTEMPTS: usize = 8;
 
@@ -68,7 +86,10 @@ impl Default for RedisServerOptions {
 /// its owner; when the dropping thread is panicking, the log's last lines are printed to stderr and the
 /// directory is kept for inspection.
 pub struct RedisServer {
+    /// The supervisor (`sh`), which owns redis-server.
     child: Option<Child>,
+    /// The supervisor's stdin: closing it kills redis-server.
+    lifeline: Option<std::process::ChildStdin>,
     pid: u32,
     addr: SocketAddr,
     bus_port: Option<u16>,
@@ -216,8 +237,9 @@ impl RedisServer {
         let log = dir.join("redis.log");
         let mut conf = format!(
             "port {port}\nbind 127.0.0.1\nprotected-mode no\ndaemonize no\nsave \"\"\nappendonly no\n\
-             dir \"{}\"\nlogfile \"{}\"\nloglevel notice\nrequirepass \"{}\"\n",
+             dir \"{}\"\npidfile \"{}\"\nlogfile \"{}\"\nloglevel notice\nrequirepass \"{}\"\n",
             dir.display(),
+            dir.join("redis.pid").display(),
             log.display(),
             password.expose_secret()
         );
@@ -239,28 +261,22 @@ impl RedisServer {
         std::fs::write(&conf_path, conf).map_err(|e| (e.into(), false))?;
         let stdio = std::fs::File::create(dir.join("stdio.log")).map_err(|e| (e.into(), false))?;
         let stdio2 = stdio.try_clone().map_err(|e| (e.into(), false))?;
-        let child = Command::new(&options.program)
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(SUPERVISOR)
+            .arg(&options.program)
             .arg(&conf_path)
             .current_dir(dir)
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(stdio)
             .stderr(stdio2)
             .spawn()
-            .map_err(|e| {
-                if e.kind() == std::io::ErrorKind::NotFound {
-                    (
-                        Error::RedisServerMissing {
-                            program: options.program.clone(),
-                        },
-                        false,
-                    )
-                } else {
-                    (e.into(), false)
-                }
-            })?;
+            .map_err(|e| (Error::Io(e), false))?;
+        let lifeline = child.stdin.take();
         let mut server = Self {
-            pid: child.id(),
+            pid: 0,
             child: Some(child),
+            lifeline,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             bus_port,
             password: password.clone(),
@@ -284,6 +300,10 @@ impl RedisServer {
                 ));
             }
             if server.ping().await.is_ok() {
+                server.pid = std::fs::read_to_string(dir.join("redis.pid"))
+                    .ok()
+                    .and_then(|p| p.trim().parse().ok())
+                    .unwrap_or(0);
                 tracing::debug!(pid = server.pid, addr = %server.addr, "redis-server ready");
                 return Ok(server);
             }
@@ -342,7 +362,7 @@ impl RedisServer {
         &self.password
     }
 
-    /// The process id (until the server is dropped).
+    /// redis-server's process id (0 if its pid file could not be read).
     pub fn pid(&self) -> u32 {
         self.pid
     }
@@ -373,17 +393,29 @@ impl RedisServer {
         tail
     }
 
-    /// Kills the process (SIGKILL) and waits for it to exit. Idempotent; [`Drop`] calls it.
+    /// Kills redis-server (SIGKILL, by closing its supervisor's lifeline) and waits until it and its supervisor
+    /// have exited. Idempotent; [`Drop`] calls it. Blocks for the few milliseconds that takes.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            if let Err(e) = child.kill() {
-                tracing::warn!(pid = self.pid, error = %e, "could not kill redis-server");
-            }
-            // After SIGKILL the wait is immediate; it reaps the process so no zombie remains.
-            if let Err(e) = child.wait() {
-                tracing::warn!(pid = self.pid, error = %e, "could not reap redis-server");
+        drop(self.lifeline.take());
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let started = std::time::Instant::now();
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) => return,
+                Ok(None) if started.elapsed() < KILL_GRACE => {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                _ => break,
             }
         }
+        tracing::warn!(
+            pid = self.pid,
+            "redis-server supervisor did not exit: killing it"
+        );
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 
