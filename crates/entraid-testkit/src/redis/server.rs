@@ -1,6 +1,7 @@
 //! [`RedisServer`]: one real `redis-server` process on a free 127.0.0.1 port, in its own temporary directory,
 //! password-protected, no persistence; killed and reaped on drop (also when a test panics), its log kept and
-//! printed when the owning thread is panicking.
+//! printed when the owning thread is panicking. redis-server runs under a tiny `sh` supervisor tied to this
+//! process by a pipe, so it is killed even when the test process itself is killed (SIGKILL, a test timeout).
 
 use std::fmt;
 use std::net::{SocketAddr, TcpListener};
