@@ -71,8 +71,9 @@
 //! [`TokenManager::refresh_now`] joins a request in flight, so any number of concurrent callers cause one request.
 //!
 //! ## Hot path
-//! [`TokenManager::current`] reads the cached token from a tokio `watch` channel: a read lock that readers share and
-//! that a refresh in flight never holds, plus an `Arc` clone (numbers in `docs/BENCHMARKS.md`).
+//! [`TokenManager::current`] reads the cached token without waiting for anything: each thread reads its own
+//! cache-line-aligned shard (an uncontended read lock and an `Arc` clone), so concurrent readers share no memory and
+//! a refresh in flight never blocks them (numbers in `docs/BENCHMARKS.md`).
 //!
 //! ## Lifecycle
 //! [`TokenManager::start`] spawns the background task; it stops when the last [`TokenManager`] handle is dropped
@@ -94,6 +95,7 @@
 
 mod backoff;
 mod clock;
+mod hot;
 mod manager;
 mod options;
 mod refresh;

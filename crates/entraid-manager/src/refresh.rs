@@ -94,6 +94,7 @@ pub(crate) async fn run(shared: Arc<Shared>, provider: SharedIdentityProvider) {
                 let refresh_at = later(received, plan.after);
                 let token = Arc::new(token);
                 shared.state.send_modify(|s| {
+                    shared.hot.set(Some(&token));
                     s.token = Some(Arc::clone(&token));
                     s.expires_at = Some(expires_at);
                     s.failure = None;
@@ -212,6 +213,7 @@ fn expire(shared: &Shared) {
     let now = Instant::now();
     let expired = shared.state.send_if_modified(|s| match s.expires_at {
         Some(at) if s.token.is_some() && at <= now => {
+            shared.hot.set(None);
             s.token = None;
             s.expires_at = None;
             true

@@ -1,7 +1,7 @@
 //! Subscriptions: every token once and in order, every error, slow subscribers, and nothing left behind after
 //! 100,000 subscribe/drop cycles and 10,000 rotations.
 
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use entraid_core::Token;
@@ -126,17 +126,24 @@ async fn ten_thousand_rotations_leave_nothing_behind() {
         TokenManager::start(Fake(script.clone()), TokenManagerOptions::default()).unwrap();
     let slow = manager.subscribe();
     let mut drained = manager.subscribe();
-    let drainer = tokio::spawn(async move {
-        let mut tokens: Vec<Weak<Token>> = Vec::new();
-        let mut errors = 0;
-        while let Some(event) = drained.recv().await {
-            match event {
-                TokenEvent::Token(t) => tokens.push(Arc::downgrade(&t)),
-                _ => errors += 1,
+    let seen: Arc<Mutex<Vec<Weak<Token>>>> = Arc::default();
+    let drainer = tokio::spawn({
+        let seen = Arc::clone(&seen);
+        async move {
+            let mut errors = 0;
+            while let Some(event) = drained.recv().await {
+                match event {
+                    TokenEvent::Token(t) => seen.lock().unwrap().push(Arc::downgrade(&t)),
+                    _ => errors += 1,
+                }
             }
+            errors
         }
-        (tokens, errors)
     });
+    let alive = || {
+        let seen = seen.lock().unwrap();
+        seen.iter().filter(|t| t.strong_count() > 0).count()
+    };
     // Rotations every 0.7 s: 10,001 tokens at 0, 0.7, ..., 7000 s.
     tokio::time::sleep(Duration::from_millis(7_000_350)).await;
     settle().await;
@@ -149,24 +156,18 @@ async fn ten_thousand_rotations_leave_nothing_behind() {
         tasks_before + 2,
         "the refresh task and the drainer"
     );
-    // Only the current token is held: by the manager, the slow subscriber's queue and this test.
-    let current = manager.current().unwrap();
-    assert_eq!(current.username(), "user-10001");
-    assert_eq!(Arc::strong_count(&current), 3);
+    assert_eq!(seen.lock().unwrap().len(), 10_001);
+    assert_eq!(manager.current().unwrap().username(), "user-10001");
+    // Alive: the tokens in the slow subscriber's bounded queue (the newest 64, the current one among them).
     assert_eq!(slow.len(), 64);
     assert_eq!(slow.missed(), 10_001 - 64);
-
-    drop(current);
+    assert_eq!(alive(), 64);
     drop(slow);
+    assert_eq!(alive(), 1, "only the current token is left");
+
     drop(manager);
-    let (tokens, errors) = drainer.await.unwrap();
-    assert_eq!(tokens.len(), 10_001);
-    assert_eq!(errors, 0);
-    assert_eq!(
-        tokens.iter().filter(|t| t.strong_count() > 0).count(),
-        0,
-        "every token was freed"
-    );
+    assert_eq!(drainer.await.unwrap(), 0, "no errors");
+    assert_eq!(alive(), 0, "every token was freed");
     settle().await;
     assert_eq!(alive_tasks(), tasks_before);
     assert_eq!(Arc::strong_count(&script), 1, "the provider was dropped");
