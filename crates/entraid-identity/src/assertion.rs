@@ -25,16 +25,24 @@ pub const AZURE_FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
 
 type Callback = dyn Fn() -> BoxFuture<'static, Result<Secret, BoxError>> + Send + Sync;
 
+/// Fetches a federated token over HTTP for each token request (GitHub Actions, Azure Pipelines).
+pub(crate) trait FetchAssertion: Send + Sync + fmt::Debug {
+    /// A fresh assertion.
+    fn fetch<'a>(&'a self, http: &'a crate::HttpClient) -> BoxFuture<'a, Result<Secret, Error>>;
+}
+
 /// Where assertions come from.
 enum Source {
     Callback(Arc<Callback>),
     File(AssertionFile),
+    Fetch(Box<dyn FetchAssertion>),
 }
 
 impl fmt::Debug for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Callback(_) => f.write_str("Callback"),
+            Self::Fetch(fetcher) => fmt::Debug::fmt(fetcher, f),
             Self::File(file) => f
                 .debug_struct("File")
                 .field("path", &file.path)
@@ -139,6 +147,7 @@ impl ClientAssertionCredential {
                 Ok(assertion)
             }
             Source::File(file) => file.assertion().await,
+            Source::Fetch(fetcher) => fetcher.fetch(self.client.http()).await,
         }
     }
 }
@@ -168,6 +177,7 @@ pub struct ClientAssertionCredentialBuilder {
     callback: Option<Arc<Callback>>,
     file: Option<PathBuf>,
     reread_after: Option<Duration>,
+    fetcher: Option<Box<dyn FetchAssertion>>,
 }
 
 impl fmt::Debug for ClientAssertionCredentialBuilder {
@@ -215,7 +225,28 @@ impl ClientAssertionCredentialBuilder {
         self.build_named("ClientAssertion")
     }
 
+    /// Builds a credential that fetches each assertion over HTTP, under another name.
+    pub(crate) fn build_fetching(
+        common: CommonBuilder,
+        name: &'static str,
+        fetcher: Box<dyn FetchAssertion>,
+    ) -> Result<ClientAssertionCredential, Error> {
+        Self {
+            common,
+            fetcher: Some(fetcher),
+            ..Self::default()
+        }
+        .build_named(name)
+    }
+
     fn build_named(self, name: &'static str) -> Result<ClientAssertionCredential, Error> {
+        if let Some(fetcher) = self.fetcher {
+            return Ok(ClientAssertionCredential {
+                name,
+                client: self.common.build(name)?,
+                source: Source::Fetch(fetcher),
+            });
+        }
         let source = match (self.callback, self.file) {
             (Some(_), Some(_)) => {
                 return Err(Error::configuration(format!(
@@ -334,6 +365,7 @@ impl WorkloadIdentityCredentialBuilder {
             callback: None,
             file: Some(file),
             reread_after: self.reread_after,
+            fetcher: None,
         };
         Ok(WorkloadIdentityCredential(builder.build_named(NAME)?))
     }

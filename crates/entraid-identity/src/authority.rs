@@ -97,8 +97,20 @@ fn inner_message(error: &Error) -> String {
     }
 }
 
-/// Parses a URL that identity requests may be sent to: HTTPS, or HTTP on a loopback address.
+/// Parses a URL that identity requests may be sent to: HTTPS, or HTTP on a loopback address; no query.
 pub(crate) fn checked_url(text: &str, what: &str) -> Result<Url, Error> {
+    let url = checked_url_with_query(text, what)?;
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(Error::configuration(format!(
+            "the {what} `{url}` must not have a query or fragment"
+        )));
+    }
+    Ok(url)
+}
+
+/// Parses a URL that identity requests may be sent to: HTTPS, or HTTP on a loopback address; a query is allowed
+/// (it is kept), a fragment is not.
+pub(crate) fn checked_url_with_query(text: &str, what: &str) -> Result<Url, Error> {
     let url = Url::parse(text.trim())
         .map_err(|e| Error::configuration(format!("the {what} `{text}` is not a URL: {e}")))?;
     if !url.username().is_empty() || url.password().is_some() {
@@ -106,9 +118,9 @@ pub(crate) fn checked_url(text: &str, what: &str) -> Result<Url, Error> {
             "the {what} must not hold credentials"
         )));
     }
-    if url.query().is_some() || url.fragment().is_some() {
+    if url.fragment().is_some() {
         return Err(Error::configuration(format!(
-            "the {what} `{url}` must not have a query or fragment"
+            "the {what} `{url}` must not have a fragment"
         )));
     }
     match url.scheme() {
@@ -289,6 +301,27 @@ impl Authority {
     pub fn token_endpoint(&self) -> Url {
         Url::parse(&format!("{}/oauth2/v2.0/token", self.base))
             .expect("an authority URL with a checked tenant makes a valid token endpoint")
+    }
+
+    /// The device authorization endpoint (`{authority}/oauth2/v2.0/devicecode`).
+    pub fn device_code_endpoint(&self) -> Url {
+        Url::parse(&format!("{}/oauth2/v2.0/devicecode", self.base))
+            .expect("an authority URL with a checked tenant makes a valid device code endpoint")
+    }
+
+    /// The authorization endpoint browsers are sent to (`{authority}/oauth2/v2.0/authorize`).
+    pub fn authorize_endpoint(&self) -> Url {
+        Url::parse(&format!("{}/oauth2/v2.0/authorize", self.base))
+            .expect("an authority URL with a checked tenant makes a valid authorization endpoint")
+    }
+
+    /// The OpenID Connect discovery document (`{authority}/v2.0/.well-known/openid-configuration`).
+    pub fn openid_configuration_url(&self) -> Url {
+        Url::parse(&format!(
+            "{}/v2.0/.well-known/openid-configuration",
+            self.base
+        ))
+        .expect("an authority URL with a checked tenant makes a valid discovery URL")
     }
 
     /// Client credentials need a real tenant: `common`, `organizations` and `consumers` are refused.

@@ -14,14 +14,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use entraid_core::{BoxFuture, Error, IdentityProvider, IdentityProviderResponse, Secret};
+use entraid_core::{
+    BoxFuture, Error, IdentityProvider, IdentityProviderResponse, Secret, TokenResponse,
+};
 use rustls::SignatureScheme;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::SigningKey;
 use rustls_pki_types::pem::SectionKind;
 use serde_json::json;
 
-use crate::confidential::{ClientAuth, CommonBuilder, ConfidentialClient, common_builder_methods};
+use crate::confidential::{
+    ClientAuth, CommonBuilder, ConfidentialClient, Grant, common_builder_methods,
+};
 use crate::http::uuid_v4;
 
 const NAME: &str = "ClientCertificate";
@@ -476,6 +480,31 @@ impl AssertionSigner {
     pub(crate) fn forget(&self) {
         *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
+
+    /// Runs a grant with a client assertion for `client`'s token endpoint. A refused reused assertion (an identity
+    /// provider that enforces unique `jti`s) is replaced by a freshly signed one, tried once.
+    pub(crate) async fn request<'g>(
+        &self,
+        client: &ConfidentialClient,
+        grant: impl Fn() -> Grant<'g>,
+    ) -> Result<TokenResponse, Error> {
+        let audience = client.resolved_token_endpoint().await?;
+        let (assertion, reused) = self.assertion(audience.as_str(), client.client_id())?;
+        match client
+            .request_grant(grant(), ClientAuth::Assertion(&assertion))
+            .await
+        {
+            Err(Error::AuthenticationFailed { .. }) if reused => {
+                tracing::debug!("a reused client assertion was refused; signing a new one");
+                self.forget();
+                let (fresh, _) = self.assertion(audience.as_str(), client.client_id())?;
+                client
+                    .request_grant(grant(), ClientAuth::Assertion(&fresh))
+                    .await
+            }
+            other => other,
+        }
+    }
 }
 
 /// A service principal authenticating with a certificate (private_key_jwt).
@@ -507,33 +536,15 @@ impl ClientCertificateCredential {
     pub fn certificate(&self) -> &ClientCertificate {
         &self.signer.certificate
     }
-
-    /// The assertion the next request would send (reused until 60 s before it expires), and whether it is a
-    /// reused one.
-    fn assertion(&self) -> Result<(Secret, bool), Error> {
-        self.signer.assertion(
-            self.client.token_endpoint().as_str(),
-            self.client.client_id(),
-        )
-    }
 }
 
 impl IdentityProvider for ClientCertificateCredential {
     fn request_token(&self) -> BoxFuture<'_, Result<IdentityProviderResponse, Error>> {
         Box::pin(async move {
-            let (assertion, reused) = self.assertion()?;
-            let result = self.client.request(ClientAuth::Assertion(&assertion)).await;
-            let response = match result {
-                // A refused reused assertion (an identity provider that enforces unique `jti`s): sign a fresh one
-                // and try once more.
-                Err(Error::AuthenticationFailed { .. }) if reused => {
-                    tracing::debug!("a reused client assertion was refused; signing a new one");
-                    self.signer.forget();
-                    let (fresh, _) = self.assertion()?;
-                    self.client.request(ClientAuth::Assertion(&fresh)).await?
-                }
-                other => other?,
-            };
+            let response = self
+                .signer
+                .request(&self.client, || Grant::ClientCredentials)
+                .await?;
             Ok(response.into())
         })
     }

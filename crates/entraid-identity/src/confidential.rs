@@ -1,5 +1,6 @@
-//! The confidential-client request every client-credentials flow shares (secret, certificate, federated
-//! assertion), and the builder settings they have in common.
+//! The token-endpoint client every flow that talks to Entra ID's token endpoint shares: client credentials
+//! (secret, certificate, federated assertion), the user flows (password, device code, authorization code, refresh
+//! token) and on-behalf-of; the grants they send; and the builder settings they have in common.
 
 use entraid_core::{Error, REDIS_SCOPE, Secret, TokenResponse};
 use reqwest::Url;
@@ -12,14 +13,26 @@ use crate::http::{HttpClient, Request};
 /// The `client_assertion_type` of a JWT client assertion.
 pub(crate) const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
+/// The device code grant type.
+pub(crate) const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// The scopes user flows add to the resource scope, as MSAL does: an id token and a refresh token.
+pub(crate) const USER_FLOW_SCOPES: &str = "openid profile offline_access";
+
+/// The tenant user flows use when none is given (azidentity's default): any work or school account.
+pub(crate) const DEFAULT_USER_TENANT: &str = "organizations";
+
+/// The Azure CLI's public client id: the default client of the user flows (as in azidentity).
+pub const AZURE_CLI_CLIENT_ID: &str = "04b07795-8ddb-461a-bbee-02f9e1bf7b46";
+
 /// How the client proves who it is.
+#[derive(Clone, Copy)]
 pub(crate) enum ClientAuth<'a> {
     /// `client_secret`.
     Secret(&'a Secret),
     /// `client_assertion` (a signed JWT or a federated token).
     Assertion(&'a Secret),
-    /// No client authentication (a public client), for the password grant.
-    #[cfg_attr(not(feature = "environment"), allow(dead_code))]
+    /// No client authentication (a public client): the user flows.
     None,
 }
 
@@ -27,28 +40,41 @@ pub(crate) enum ClientAuth<'a> {
 pub(crate) enum Grant<'a> {
     /// `client_credentials`.
     ClientCredentials,
-    /// `password` (ROPC, deprecated; only the environment credential uses it).
-    #[cfg_attr(not(feature = "environment"), allow(dead_code))]
+    /// `password` (ROPC, deprecated).
     Password {
         username: &'a str,
         password: &'a Secret,
     },
+    /// `urn:ietf:params:oauth:grant-type:device_code` (polling; no scope is sent).
+    DeviceCode { device_code: &'a Secret },
+    /// `authorization_code` with its PKCE verifier.
+    AuthorizationCode {
+        code: &'a Secret,
+        verifier: &'a Secret,
+        redirect_uri: &'a str,
+    },
+    /// `refresh_token`.
+    RefreshToken { refresh_token: &'a Secret },
+    /// On-behalf-of: `urn:ietf:params:oauth:grant-type:jwt-bearer` with the incoming user token.
+    OnBehalfOf { assertion: &'a Secret },
 }
 
-/// A confidential client of one authority, asking for one scope.
+/// A client of one authority's token endpoint, asking for one scope.
 #[derive(Debug, Clone)]
 pub(crate) struct ConfidentialClient {
     credential: &'static str,
     http: HttpClient,
-    #[cfg_attr(not(test), allow(dead_code))] // shown by Debug
     authority: Authority,
     token_endpoint: Url,
     client_id: String,
     scope: String,
+    #[cfg(feature = "oidc-discovery")]
+    discovery: Option<crate::discovery::OidcDiscovery>,
 }
 
 impl ConfidentialClient {
-    /// The token endpoint (the `aud` of client assertions).
+    /// The authority's token endpoint.
+    #[cfg(test)]
     pub(crate) fn token_endpoint(&self) -> &Url {
         &self.token_endpoint
     }
@@ -64,10 +90,70 @@ impl ConfidentialClient {
         &self.authority
     }
 
-    /// The scope.
-    #[cfg(test)]
+    /// The scope, as sent (user flows add [`USER_FLOW_SCOPES`]).
     pub(crate) fn scope(&self) -> &str {
         &self.scope
+    }
+
+    /// The HTTP client.
+    pub(crate) fn http(&self) -> &HttpClient {
+        &self.http
+    }
+
+    /// The credential's name (for errors and logs).
+    pub(crate) fn credential(&self) -> &'static str {
+        self.credential
+    }
+
+    /// The discovered configuration, when this client uses discovery.
+    #[cfg(feature = "oidc-discovery")]
+    async fn discovered(
+        &self,
+    ) -> Result<Option<std::sync::Arc<crate::discovery::OpenIdConfiguration>>, Error> {
+        match &self.discovery {
+            Some(discovery) => Ok(Some(discovery.get(&self.http, &self.authority).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The token endpoint requests go to: discovered, or the authority's.
+    pub(crate) async fn resolved_token_endpoint(&self) -> Result<Url, Error> {
+        #[cfg(feature = "oidc-discovery")]
+        if let Some(configuration) = self.discovered().await? {
+            return Ok(configuration.token_endpoint.clone());
+        }
+        Ok(self.token_endpoint.clone())
+    }
+
+    /// The device authorization endpoint: discovered, or the authority's.
+    #[cfg(feature = "oidc-discovery")]
+    pub(crate) async fn device_code_endpoint(&self) -> Result<Url, Error> {
+        if let Some(configuration) = self.discovered().await? {
+            return configuration
+                .device_authorization_endpoint
+                .clone()
+                .ok_or_else(|| {
+                    Error::configuration(format!(
+                        "{}: the authority's discovery document names no device_authorization_endpoint",
+                        self.credential
+                    ))
+                });
+        }
+        Ok(self.authority.device_code_endpoint())
+    }
+
+    /// The authorization endpoint: discovered, or the authority's.
+    #[cfg(feature = "oidc-discovery")]
+    pub(crate) async fn authorize_endpoint(&self) -> Result<Url, Error> {
+        if let Some(configuration) = self.discovered().await? {
+            return configuration.authorization_endpoint.clone().ok_or_else(|| {
+                Error::configuration(format!(
+                    "{}: the authority's discovery document names no authorization_endpoint",
+                    self.credential
+                ))
+            });
+        }
+        Ok(self.authority.authorize_endpoint())
     }
 
     /// Runs the client-credentials grant.
@@ -81,12 +167,35 @@ impl ConfidentialClient {
         grant: Grant<'_>,
         auth: ClientAuth<'_>,
     ) -> Result<TokenResponse, Error> {
+        let mut send_scope = true;
         let form = match grant {
             Grant::ClientCredentials => Form::new().field("grant_type", "client_credentials"),
             Grant::Password { username, password } => Form::new()
                 .field("grant_type", "password")
                 .field("username", username)
                 .secret("password", password),
+            Grant::DeviceCode { device_code } => {
+                send_scope = false;
+                Form::new()
+                    .field("grant_type", DEVICE_CODE_GRANT)
+                    .secret("device_code", device_code)
+            }
+            Grant::AuthorizationCode {
+                code,
+                verifier,
+                redirect_uri,
+            } => Form::new()
+                .field("grant_type", "authorization_code")
+                .secret("code", code)
+                .field("redirect_uri", redirect_uri)
+                .secret("code_verifier", verifier),
+            Grant::RefreshToken { refresh_token } => Form::new()
+                .field("grant_type", "refresh_token")
+                .secret("refresh_token", refresh_token),
+            Grant::OnBehalfOf { assertion } => Form::new()
+                .field("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer")
+                .secret("assertion", assertion)
+                .field("requested_token_use", "on_behalf_of"),
         };
         let form = form.field("client_id", &self.client_id);
         let form = match auth {
@@ -96,8 +205,13 @@ impl ConfidentialClient {
                 .secret("client_assertion", assertion),
             ClientAuth::None => form,
         };
-        let form = form.field("scope", &self.scope);
-        let request = Request::post_form(self.credential, self.token_endpoint.clone(), form)
+        let form = if send_scope {
+            form.field("scope", &self.scope)
+        } else {
+            form
+        };
+        let endpoint = self.resolved_token_endpoint().await?;
+        let request = Request::post_form(self.credential, endpoint, form)
             .header("x-client-sku", "entraid-identity")?
             .header("x-client-ver", env!("CARGO_PKG_VERSION"))?;
         self.http
@@ -105,6 +219,52 @@ impl ConfidentialClient {
             .await?
             .token_response(self.credential)
     }
+}
+
+/// How a client authenticates, owned: not at all (a public client), with a secret, or with a certificate.
+#[derive(Debug)]
+pub(crate) enum ClientCredential {
+    /// A public client.
+    None,
+    /// `client_secret`.
+    Secret(Secret),
+    /// A signed assertion (private_key_jwt).
+    #[cfg(feature = "client-certificate")]
+    Certificate(crate::certificate::AssertionSigner),
+}
+
+impl ClientCredential {
+    /// Runs a grant with this client authentication. `grant` is called again when a reused certificate assertion
+    /// is refused and a fresh one is tried.
+    pub(crate) async fn request<'g>(
+        &self,
+        client: &ConfidentialClient,
+        grant: impl Fn() -> Grant<'g>,
+    ) -> Result<TokenResponse, Error> {
+        match self {
+            Self::None => client.request_grant(grant(), ClientAuth::None).await,
+            Self::Secret(secret) => {
+                client
+                    .request_grant(grant(), ClientAuth::Secret(secret))
+                    .await
+            }
+            #[cfg(feature = "client-certificate")]
+            Self::Certificate(signer) => signer.request(client, grant).await,
+        }
+    }
+}
+
+/// Which kind of client a builder makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClientKind {
+    /// Client credentials: a real tenant and a client id are required; one `/.default` scope.
+    Confidential,
+    /// A confidential client in a user flow (on-behalf-of): a real tenant and a client id are required; one
+    /// scope, sent with [`USER_FLOW_SCOPES`].
+    ConfidentialUser,
+    /// A public client in a user flow: tenant `organizations` and the Azure CLI's client id by default; one scope,
+    /// sent with [`USER_FLOW_SCOPES`].
+    PublicUser,
 }
 
 /// Checks a client-credentials scope: one scope ending in `/.default`.
@@ -117,6 +277,16 @@ pub(crate) fn check_default_scope(credential: &str, scope: &str) -> Result<(), E
     if !scope.ends_with("/.default") {
         return Err(Error::configuration(format!(
             "{credential}: client credentials need a `<resource>/.default` scope (for Redis: {REDIS_SCOPE}), not `{scope}`"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a user-flow scope: one scope (the flows add the OpenID scopes themselves).
+pub(crate) fn check_user_scope(credential: &str, scope: &str) -> Result<(), Error> {
+    if scope.is_empty() || scope.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Error::configuration(format!(
+            "{credential}: the scope must be one non-empty scope without spaces, for example {REDIS_SCOPE}"
         )));
     }
     Ok(())
@@ -150,6 +320,8 @@ pub(crate) struct CommonBuilder {
     pub(crate) scope: Option<String>,
     pub(crate) http: Option<HttpClient>,
     pub(crate) env: Option<Env>,
+    #[cfg(feature = "oidc-discovery")]
+    pub(crate) discovery: Option<crate::discovery::OidcDiscovery>,
 }
 
 impl CommonBuilder {
@@ -158,10 +330,25 @@ impl CommonBuilder {
         self.env.clone().unwrap_or_default()
     }
 
-    /// Builds the client, checking every setting.
+    /// Builds a client-credentials client, checking every setting.
     pub(crate) fn build(self, credential: &'static str) -> Result<ConfidentialClient, Error> {
+        self.build_for(credential, ClientKind::Confidential)
+    }
+
+    /// Builds a client of the given kind, checking every setting.
+    pub(crate) fn build_for(
+        self,
+        credential: &'static str,
+        kind: ClientKind,
+    ) -> Result<ConfidentialClient, Error> {
         let env = self.env();
-        let authority = match (self.authority, self.tenant_id) {
+        let tenant = match kind {
+            ClientKind::PublicUser => self
+                .tenant_id
+                .or_else(|| Some(DEFAULT_USER_TENANT.to_owned())),
+            ClientKind::Confidential | ClientKind::ConfidentialUser => self.tenant_id,
+        };
+        let authority = match (self.authority, tenant) {
             (Some(authority), _) => authority,
             (None, Some(tenant)) => Authority::single_tenant(
                 AuthorityHost::resolve(self.authority_host.as_ref(), &env)?,
@@ -174,14 +361,40 @@ impl CommonBuilder {
                 )));
             }
         };
-        authority.require_real_tenant(credential)?;
-        let client_id = self.client_id.unwrap_or_default();
+        if kind != ClientKind::PublicUser {
+            authority.require_real_tenant(credential)?;
+        }
+        let client_id = match kind {
+            ClientKind::PublicUser => self
+                .client_id
+                .unwrap_or_else(|| AZURE_CLI_CLIENT_ID.to_owned()),
+            ClientKind::Confidential | ClientKind::ConfidentialUser => {
+                self.client_id.unwrap_or_default()
+            }
+        };
         check_client_id(credential, &client_id)?;
         let scope = self.scope.unwrap_or_else(|| REDIS_SCOPE.to_owned());
-        check_default_scope(credential, &scope)?;
+        let scope = match kind {
+            ClientKind::Confidential => {
+                check_default_scope(credential, &scope)?;
+                scope
+            }
+            ClientKind::ConfidentialUser | ClientKind::PublicUser => {
+                check_user_scope(credential, &scope)?;
+                format!("{scope} {USER_FLOW_SCOPES}")
+            }
+        };
         let http = match self.http {
             Some(http) => http,
             None => HttpClient::shared_default()?,
+        };
+        // User flows discover the endpoints of custom authorities (AD FS, B2C, ...), whose paths may differ.
+        #[cfg(feature = "oidc-discovery")]
+        let discovery = match (self.discovery, kind) {
+            (Some(discovery), _) => Some(discovery),
+            (None, ClientKind::Confidential) => None,
+            (None, _) => (authority.kind() == crate::authority::AuthorityKind::Custom)
+                .then(crate::discovery::OidcDiscovery::shared),
         };
         Ok(ConfidentialClient {
             credential,
@@ -190,6 +403,8 @@ impl CommonBuilder {
             authority,
             client_id,
             scope,
+            #[cfg(feature = "oidc-discovery")]
+            discovery,
         })
     }
 }
@@ -204,17 +419,42 @@ pub(crate) fn prefixed(credential: &str, error: Error) -> Error {
     }
 }
 
-/// Builder methods shared by every confidential-client credential's builder (a `common: CommonBuilder` field).
+/// Builder methods shared by every token-endpoint credential's builder (a `common: CommonBuilder` field).
+/// `common_builder_methods!()` documents the client-credentials rules; `common_builder_methods!(user)` the user
+/// flows' defaults.
 macro_rules! common_builder_methods {
     () => {
-        /// The tenant (directory) id or domain. Required unless [`authority`](Self::authority) is set; `common`,
-        /// `organizations` and `consumers` are refused.
+        $crate::confidential::common_builder_methods!(@
+            "The tenant (directory) id or domain. Required unless [`authority`](Self::authority) is set; `common`, \
+             `organizations` and `consumers` are refused.",
+            "The application (client) id. Required.",
+            "The scope to ask for. Default `https://redis.azure.com/.default`; it must end in `/.default`."
+        );
+    };
+    (user) => {
+        $crate::confidential::common_builder_methods!(@
+            "The tenant (directory) id or domain. Default `organizations` (any work or school account).",
+            "The application (client) id of a public client. Default: the Azure CLI's \
+             ([`AZURE_CLI_CLIENT_ID`](crate::AZURE_CLI_CLIENT_ID)).",
+            "The scope to ask for. Default `https://redis.azure.com/.default`; `openid profile offline_access` \
+             are added to it."
+        );
+        /// OpenID Connect discovery for the authority's endpoints, with this cache. Default: discovery only for
+        /// custom authorities ([`Authority::custom`](crate::Authority::custom)), with
+        /// [`OidcDiscovery::shared`](crate::OidcDiscovery::shared).
+        pub fn oidc_discovery(mut self, discovery: $crate::OidcDiscovery) -> Self {
+            self.common.discovery = Some(discovery);
+            self
+        }
+    };
+    (@ $tenant:literal, $client:literal, $scope:literal) => {
+        #[doc = $tenant]
         pub fn tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
             self.common.tenant_id = Some(tenant_id.into());
             self
         }
 
-        /// The application (client) id. Required.
+        #[doc = $client]
         pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
             self.common.client_id = Some(client_id.into());
             self
@@ -232,7 +472,7 @@ macro_rules! common_builder_methods {
             self
         }
 
-        /// The scope to ask for. Default `https://redis.azure.com/.default`; it must end in `/.default`.
+        #[doc = $scope]
         pub fn scope(mut self, scope: impl Into<String>) -> Self {
             self.common.scope = Some(scope.into());
             self

@@ -157,9 +157,17 @@ impl EnvironmentCredentialBuilder {
                 .collect();
             return Err(Error::unavailable(
                 NAME,
-                format!("{} not set", missing.join(" and ")),
+                format!(
+                    "{} not set (set them with AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH to use a \
+                     service principal)",
+                    missing.join(" and ")
+                ),
             ));
         };
+        #[allow(
+            clippy::needless_update,
+            reason = "CommonBuilder has more fields with some features"
+        )]
         let common = CommonBuilder {
             tenant_id: Some(tenant_id),
             client_id: Some(client_id),
@@ -168,6 +176,7 @@ impl EnvironmentCredentialBuilder {
             scope: self.scope,
             http: self.http,
             env: Some(env.clone()),
+            ..CommonBuilder::default()
         };
         let inner = if let Some(secret) = env.get("AZURE_CLIENT_SECRET") {
             let mut builder = ClientSecretCredential::builder().secret(Secret::new(secret));

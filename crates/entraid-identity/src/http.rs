@@ -280,12 +280,13 @@ impl HttpClient {
             builder = builder.header(name, value);
         }
         if let Some(body) = request.body {
-            builder = builder
-                .header(
+            if !body.is_empty() {
+                builder = builder.header(
                     reqwest::header::CONTENT_TYPE,
                     "application/x-www-form-urlencoded",
-                )
-                .body(body);
+                );
+            }
+            builder = builder.body(body);
         }
         let started = tokio::time::Instant::now();
         let exchange = async {
@@ -413,6 +414,17 @@ impl Request {
             url,
             headers: Vec::new(),
             body: Some(form.into_body()),
+        }
+    }
+
+    /// A POST request with an empty body (`Content-Length: 0`, no content type).
+    pub(crate) fn post_empty(credential: &'static str, url: Url) -> Self {
+        Self {
+            credential,
+            method: Method::POST,
+            url,
+            headers: Vec::new(),
+            body: Some(Vec::new()),
         }
     }
 

@@ -43,9 +43,21 @@
         feature = "client-secret",
         feature = "client-certificate",
         feature = "workload-identity",
-        feature = "environment"
+        feature = "environment",
+        feature = "default-chain",
+        feature = "chain",
+        feature = "azure-cli",
+        feature = "azure-developer-cli",
+        feature = "oidc-discovery",
+        feature = "refresh-token",
+        feature = "device-code",
+        feature = "interactive-browser",
+        feature = "username-password",
+        feature = "on-behalf-of",
+        feature = "github-actions",
+        feature = "azure-pipelines"
     )),
-    allow(dead_code)
+    allow(dead_code, unused_imports)
 )]
 
 mod authority;
@@ -56,7 +68,8 @@ mod http;
 #[cfg(any(
     feature = "client-secret",
     feature = "client-certificate",
-    feature = "workload-identity"
+    feature = "workload-identity",
+    feature = "refresh-token"
 ))]
 mod confidential;
 
@@ -74,6 +87,36 @@ mod assertion;
 
 #[cfg(feature = "environment")]
 mod environment;
+
+#[cfg(feature = "chain")]
+mod chain;
+
+#[cfg(feature = "default-chain")]
+mod default_chain;
+
+#[cfg(any(feature = "azure-cli", feature = "azure-developer-cli"))]
+mod developer_cli;
+
+#[cfg(feature = "oidc-discovery")]
+mod discovery;
+
+#[cfg(feature = "refresh-token")]
+mod refresh;
+
+#[cfg(feature = "device-code")]
+mod device_code;
+
+#[cfg(feature = "interactive-browser")]
+mod browser;
+
+#[cfg(feature = "username-password")]
+mod username_password;
+
+#[cfg(feature = "on-behalf-of")]
+mod on_behalf_of;
+
+#[cfg(any(feature = "github-actions", feature = "azure-pipelines"))]
+mod ci;
 
 pub use authority::{AZURE_AUTHORITY_HOST, Authority, AuthorityHost, AuthorityKind, TenantId};
 pub use env::Env;
@@ -108,3 +151,53 @@ pub use certificate::{
     ASSERTION_LIFETIME, ASSERTION_REUSE_MARGIN, AssertionAlgorithm, ClientCertificate,
     ClientCertificateCredential, ClientCertificateCredentialBuilder,
 };
+
+#[cfg(feature = "chain")]
+pub use chain::{ChainedCredential, ChainedCredentialBuilder};
+
+#[cfg(feature = "default-chain")]
+pub use default_chain::{
+    AZURE_TOKEN_CREDENTIALS, ChainLink, DefaultAzureCredential, DefaultAzureCredentialBuilder,
+    IMDS_PROBE_TIMEOUT,
+};
+
+#[cfg(any(feature = "azure-cli", feature = "azure-developer-cli"))]
+pub use developer_cli::CLI_TIMEOUT;
+
+#[cfg(feature = "azure-cli")]
+pub use developer_cli::{AzureCliCredential, AzureCliCredentialBuilder};
+
+#[cfg(feature = "azure-developer-cli")]
+pub use developer_cli::{AzureDeveloperCliCredential, AzureDeveloperCliCredentialBuilder};
+
+#[cfg(feature = "oidc-discovery")]
+pub use discovery::{OidcDiscovery, OpenIdConfiguration};
+
+#[cfg(feature = "refresh-token")]
+pub use confidential::AZURE_CLI_CLIENT_ID;
+
+#[cfg(feature = "refresh-token")]
+pub use refresh::{RefreshTokenCredential, RefreshTokenCredentialBuilder};
+
+#[cfg(feature = "device-code")]
+pub use device_code::{
+    DEFAULT_POLL_INTERVAL, DeviceCodeCredential, DeviceCodeCredentialBuilder, DeviceCodeInfo,
+    SLOW_DOWN_INCREMENT,
+};
+
+#[cfg(feature = "interactive-browser")]
+pub use browser::{
+    BROWSER_TIMEOUT, InteractiveBrowserCredential, InteractiveBrowserCredentialBuilder,
+};
+
+#[cfg(feature = "username-password")]
+pub use username_password::{UsernamePasswordCredential, UsernamePasswordCredentialBuilder};
+
+#[cfg(feature = "on-behalf-of")]
+pub use on_behalf_of::{OnBehalfOfCredential, OnBehalfOfCredentialBuilder};
+
+#[cfg(feature = "github-actions")]
+pub use ci::{GitHubActionsCredential, GitHubActionsCredentialBuilder};
+
+#[cfg(feature = "azure-pipelines")]
+pub use ci::{AzurePipelinesCredential, AzurePipelinesCredentialBuilder};

@@ -164,6 +164,8 @@ pub struct ManagedIdentityCredential {
     id: Option<UserAssignedId>,
     http: HttpClient,
     retry: ImdsRetryPolicy,
+    probe: Option<std::time::Duration>,
+    probed: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Debug for ManagedIdentityCredential {
@@ -173,6 +175,7 @@ impl fmt::Debug for ManagedIdentityCredential {
             .field("endpoint", &self.source.endpoint().as_str())
             .field("resource", &self.resource)
             .field("user_assigned", &self.id)
+            .field("imds_probe", &self.probe)
             .finish_non_exhaustive()
     }
 }
@@ -215,6 +218,60 @@ impl ManagedIdentityCredential {
             }
         }
         url
+    }
+
+    /// The IMDS probe of a default chain: until IMDS has answered once, one try within the probe timeout, no
+    /// retries. No answer (connection refused, timeout) is unavailable, and so are a 400 for a system-assigned
+    /// identity (this host has none) and a 403 saying "unreachable" (Docker Desktop's network). `Some` is the answer
+    /// to use; `None` means "IMDS is there: make the normal request, with retries".
+    async fn probe(&self) -> Result<Option<Response>, Error> {
+        use std::sync::atomic::Ordering;
+        let (Some(timeout), Source::Imds { endpoint }) = (self.probe, &self.source) else {
+            return Ok(None);
+        };
+        if self.probed.load(Ordering::Acquire) {
+            return Ok(None);
+        }
+        let url = self.url("2018-02-01", Some(["client_id", "object_id", "msi_res_id"]));
+        let request = Request::get(NAME, url).header("metadata", "true")?;
+        let not_here = |why: String| {
+            Error::unavailable(
+                NAME,
+                format!(
+                    "{why} at {} (IMDS); this does not look like an Azure host with a managed identity",
+                    host_of(endpoint)
+                ),
+            )
+        };
+        let response = match tokio::time::timeout(timeout, self.http.send(request)).await {
+            Err(_) => {
+                return Err(not_here(format!(
+                    "no managed identity endpoint answered within {timeout:?}"
+                )));
+            }
+            Ok(Err(e @ (Error::Transport { .. } | Error::Timeout { .. }))) => {
+                return Err(not_here(format!(
+                    "no managed identity endpoint answered ({e})"
+                )));
+            }
+            Ok(Err(other)) => return Err(other),
+            Ok(Ok(response)) => response,
+        };
+        if response.status == 400 && self.id.is_none() {
+            return Err(not_here(
+                "IMDS has no system-assigned identity for this host (HTTP 400)".to_owned(),
+            ));
+        }
+        if response.status == 403 && String::from_utf8_lossy(&response.body).contains("unreachable")
+        {
+            return Err(not_here("IMDS is unreachable (HTTP 403)".to_owned()));
+        }
+        self.probed.store(true, Ordering::Release);
+        if ImdsRetryPolicy::is_retryable_status(response.status) {
+            Ok(None)
+        } else {
+            Ok(Some(response))
+        }
     }
 
     async fn fetch(&self) -> Result<Response, Error> {
@@ -405,7 +462,10 @@ fn read_arc_key(path: &Path) -> Result<Secret, Error> {
 impl IdentityProvider for ManagedIdentityCredential {
     fn request_token(&self) -> BoxFuture<'_, Result<IdentityProviderResponse, Error>> {
         Box::pin(async move {
-            let response = self.fetch().await?;
+            let response = match self.probe().await? {
+                Some(response) => response,
+                None => self.fetch().await?,
+            };
             if response.is_success()
                 && let (ManagedIdentitySource::AzureArc, Some(id)) = (self.source(), &self.id)
             {
@@ -479,6 +539,7 @@ pub struct ManagedIdentityCredentialBuilder {
     imds_endpoint: Option<String>,
     arc_tokens_dir: Option<PathBuf>,
     arc_himds_path: Option<PathBuf>,
+    probe: Option<std::time::Duration>,
 }
 
 impl ManagedIdentityCredentialBuilder {
@@ -518,6 +579,15 @@ impl ManagedIdentityCredentialBuilder {
     /// when that variable is set, else [`IMDS_ENDPOINT`].
     pub fn imds_endpoint(mut self, url: impl Into<String>) -> Self {
         self.imds_endpoint = Some(url.into());
+        self
+    }
+
+    /// Probes IMDS before the first token request, as the default chain does: one try within `timeout`, without
+    /// retries; no answer (or a 400 for a system-assigned identity, or Docker Desktop's 403 "unreachable") is
+    /// [`Error::CredentialUnavailable`], so a laptop is not kept waiting. Once IMDS has answered, requests are
+    /// retried as usual. Only IMDS is probed; the other hosts are known from their variables. Default: no probe.
+    pub fn imds_probe(mut self, timeout: std::time::Duration) -> Self {
+        self.probe = Some(timeout);
         self
     }
 
@@ -647,6 +717,8 @@ impl ManagedIdentityCredentialBuilder {
             id: self.id,
             http,
             retry: self.retry.unwrap_or_default(),
+            probe: self.probe,
+            probed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 }

@@ -1,0 +1,851 @@
+//! The developer tools' logins: [`AzureCliCredential`] (`az`) and [`AzureDeveloperCliCredential`] (`azd`).
+//!
+//! The tool is found on a search path (the process's `PATH` by default, or one you give: tests put fake tools
+//! first) and run directly, without a shell, with validated arguments, from the root folder (so no `az` in the
+//! current folder is picked up), with a timeout (10 s by default) after which it is killed. Its standard output is
+//! read (at most 1 MiB) and never appears in errors or logs; its standard error becomes the error message.
+//!
+//! - **Azure CLI**: `az account get-access-token -o json --resource <scope without /.default> [--tenant <t>]`.
+//!   The expiry is `expires_on` (unix seconds, CLI 2.54 and later); older CLIs only give `expiresOn`, a date in
+//!   the machine's *local* time without an offset: it is converted with the local UTC offset that `date +%z`
+//!   prints (run from the same search path, without a shell; it honours `TZ`), else the token's own `exp` claim
+//!   is used. No date or time-zone crate is needed.
+//! - **Azure Developer CLI**: `azd auth token -o json --no-prompt --scope <scope> [--tenant-id <t>]`; `expiresOn`
+//!   is RFC 3339 in UTC.
+//!
+//! "Not installed" (no such program on the search path, or exit status 127) and "not logged in" (standard error
+//! asks to run `az login` / `az account set` or `azd auth login`, without an AADSTS code) are
+//! [`Error::CredentialUnavailable`] with the command to run; other failures are authentication failures, except
+//! inside the default chain, where every failure of a developer tool counts as unavailable.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use entraid_core::{
+    BoxFuture, Claims, Error, IdentityProvider, IdentityProviderResponse, REDIS_SCOPE, Secret,
+    parse_expires_on,
+};
+use tokio::io::AsyncReadExt as _;
+
+use crate::authority::TenantId;
+use crate::env::Env;
+
+/// How long a developer tool may run before it is killed: 10 s.
+pub const CLI_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The most output read from a developer tool: 1 MiB.
+const MAX_OUTPUT: u64 = 1024 * 1024;
+
+/// How long `date +%z` may run.
+const DATE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What a finished tool printed.
+struct Output {
+    stdout: Vec<u8>,
+    stderr: String,
+    code: Option<i32>,
+}
+
+/// How to find and run one developer tool.
+#[derive(Debug, Clone)]
+struct Tool {
+    /// The credential's name.
+    credential: &'static str,
+    /// The program's name on the search path.
+    program: &'static str,
+    /// The search path; `None`: the environment's `PATH`.
+    search_path: Option<OsString>,
+    timeout: Duration,
+}
+
+impl Tool {
+    /// The program's full path, found on the search path.
+    fn locate(&self, program: &str) -> Option<PathBuf> {
+        let path = self.search_path.as_ref()?;
+        let names: &[&str] = if cfg!(windows) {
+            &[".exe", ".cmd", ".bat", ""]
+        } else {
+            &[""]
+        };
+        std::env::split_paths(path)
+            .filter(|dir| dir.is_absolute())
+            .flat_map(|dir| {
+                names
+                    .iter()
+                    .map(move |ext| dir.join(format!("{program}{ext}")))
+            })
+            .find(|candidate| is_executable(candidate))
+    }
+
+    /// Runs `program args...` without a shell, within the timeout; kills it when the time is up.
+    async fn run(&self, program: &str, args: &[&str], timeout: Duration) -> Result<Output, Error> {
+        let Some(executable) = self.locate(program) else {
+            return Err(Error::unavailable(
+                self.credential,
+                format!("`{program}` was not found on the search path (PATH); is it installed?"),
+            ));
+        };
+        let mut command = tokio::process::Command::new(&executable);
+        command
+            .args(args)
+            .current_dir(root_dir())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if let Some(path) = &self.search_path {
+            command.env("PATH", path);
+        }
+        tracing::debug!(credential = self.credential, program = %executable.display(), ?args, "running");
+        let mut child = command.spawn().map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::unavailable(
+                    self.credential,
+                    format!("`{program}` could not be started ({e}); is it installed?"),
+                )
+            } else {
+                Error::custom(
+                    format!("{}: `{program}` could not be started: {e}", self.credential),
+                    false,
+                )
+            }
+        })?;
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+        let finished = tokio::time::timeout(timeout, async {
+            let (out, err, status) =
+                tokio::join!(read_limited(stdout), read_limited(stderr), child.wait());
+            (out, err, status)
+        })
+        .await;
+        let (stdout, stderr, status) = match finished {
+            Ok(done) => done,
+            Err(_) => {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+                tracing::debug!(
+                    credential = self.credential,
+                    program,
+                    "killed after the timeout"
+                );
+                return Err(Error::timeout(self.credential, timeout));
+            }
+        };
+        let status = status.map_err(|e| {
+            Error::custom(
+                format!("{}: waiting for `{program}` failed: {e}", self.credential),
+                false,
+            )
+        })?;
+        Ok(Output {
+            stdout,
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+            code: status.code(),
+        })
+    }
+
+    /// The machine's local UTC offset in seconds east of UTC, from `date +%z` (which honours `TZ`).
+    async fn local_utc_offset(&self) -> Option<i64> {
+        let output = self.run("date", &["+%z"], DATE_TIMEOUT).await.ok()?;
+        if output.code != Some(0) {
+            return None;
+        }
+        parse_utc_offset(std::str::from_utf8(&output.stdout).ok()?.trim())
+    }
+}
+
+/// The root folder, where tools run (so nothing in the current folder shadows them).
+fn root_dir() -> PathBuf {
+    if cfg!(windows) {
+        std::env::var_os("SystemRoot").map_or_else(|| PathBuf::from("C:\\"), PathBuf::from)
+    } else {
+        PathBuf::from("/")
+    }
+}
+
+#[cfg(unix)]
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(not(unix))]
+fn is_executable(path: &Path) -> bool {
+    path.is_file()
+}
+
+async fn read_limited<R: tokio::io::AsyncRead + Unpin>(pipe: Option<R>) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    if let Some(pipe) = pipe {
+        let _ = pipe.take(MAX_OUTPUT).read_to_end(&mut bytes).await;
+    }
+    bytes
+}
+
+/// `+0530`, `-0800`, `+05:30`, `Z` → seconds east of UTC.
+fn parse_utc_offset(text: &str) -> Option<i64> {
+    if text == "Z" {
+        return Some(0);
+    }
+    let sign = match text.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let digits: String = text[1..].chars().filter(|c| *c != ':').collect();
+    if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let hours: i64 = digits[..2].parse().ok()?;
+    let minutes: i64 = digits[2..].parse().ok()?;
+    (hours <= 14 && minutes < 60).then_some(sign * (hours * 3600 + minutes * 60))
+}
+
+/// Checks a scope for a command line: `[A-Za-z0-9._/:-]` only, not starting with `-`.
+fn check_scope(credential: &str, scope: &str) -> Result<(), Error> {
+    let valid = !scope.is_empty()
+        && !scope.starts_with('-')
+        && scope
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'/' | b':' | b'-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::configuration(format!(
+            "{credential}: the scope may hold only letters, digits and `._/:-` (one scope, for example {REDIS_SCOPE})"
+        )))
+    }
+}
+
+/// The first lines of a tool's standard error, without `ERROR: ` prefixes, at most 600 characters.
+fn summary(stderr: &str) -> String {
+    let mut text: String = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| l.strip_prefix("ERROR: ").unwrap_or(l))
+        .take(4)
+        .collect::<Vec<_>>()
+        .join(" ");
+    if text.chars().count() > 600 {
+        text = text.chars().take(600).collect::<String>() + "...";
+    }
+    if text.is_empty() {
+        "no error message".to_owned()
+    } else {
+        text
+    }
+}
+
+/// Options both tools share.
+#[derive(Debug, Clone, Default)]
+struct ToolOptions {
+    tenant_id: Option<String>,
+    scope: Option<String>,
+    search_path: Option<OsString>,
+    timeout: Option<Duration>,
+    env: Option<Env>,
+    in_chain: bool,
+}
+
+impl ToolOptions {
+    fn tool(&self, credential: &'static str, program: &'static str) -> Tool {
+        let search_path = self.search_path.clone().or_else(|| {
+            let env = self.env.clone().unwrap_or_default();
+            env.get("PATH").map(OsString::from)
+        });
+        Tool {
+            credential,
+            program,
+            search_path,
+            timeout: self.timeout.unwrap_or(CLI_TIMEOUT),
+        }
+    }
+
+    fn tenant(&self, credential: &str) -> Result<Option<TenantId>, Error> {
+        self.tenant_id
+            .as_deref()
+            .map(|t| {
+                TenantId::new(t).map_err(|e| match e {
+                    Error::Configuration { message } => {
+                        Error::configuration(format!("{credential}: {message}"))
+                    }
+                    other => other,
+                })
+            })
+            .transpose()
+    }
+}
+
+/// Inside the default chain, every failure of a developer tool counts as unavailable.
+fn in_chain(
+    enabled: bool,
+    result: Result<IdentityProviderResponse, Error>,
+) -> Result<IdentityProviderResponse, Error> {
+    match result {
+        Err(error) if enabled && !error.is_unavailable() => {
+            let credential = match &error {
+                Error::AuthenticationFailed { credential, .. }
+                | Error::Timeout { credential, .. }
+                | Error::Transport { credential, .. }
+                | Error::Http { credential, .. } => credential.clone(),
+                _ => "developer tool".into(),
+            };
+            Err(Error::unavailable(credential, error.to_string()))
+        }
+        other => other,
+    }
+}
+
+/// Builder methods both tools' builders share.
+macro_rules! tool_builder_methods {
+    ($login:literal) => {
+        /// The tenant to get the token from (`--tenant` / `--tenant-id`). Default: the tool's own default tenant.
+        pub fn tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
+            self.options.tenant_id = Some(tenant_id.into());
+            self
+        }
+
+        /// The scope. Default `https://redis.azure.com/.default`; only `[A-Za-z0-9._/:-]` is allowed.
+        pub fn scope(mut self, scope: impl Into<String>) -> Self {
+            self.options.scope = Some(scope.into());
+            self
+        }
+
+        /// Where the tool is looked for, as a `PATH`-style list of absolute folders; also the tool's `PATH`.
+        /// Default: the environment's `PATH`.
+        pub fn search_path(mut self, path: impl Into<OsString>) -> Self {
+            self.options.search_path = Some(path.into());
+            self
+        }
+
+        /// How long the tool may run before it is killed. Default [`CLI_TIMEOUT`] (10 s).
+        pub fn timeout(mut self, timeout: Duration) -> Self {
+            self.options.timeout = Some(timeout);
+            self
+        }
+
+        /// Where `PATH` is read from when no search path is given. Default: the process environment.
+        pub fn env(mut self, env: Env) -> Self {
+            self.options.env = Some(env);
+            self
+        }
+
+        #[doc = concat!("Counts every failure as unavailable (as inside the default chain), with a hint to run `", $login, "`. Default `false`.")]
+        pub fn in_chain(mut self, in_chain: bool) -> Self {
+            self.options.in_chain = in_chain;
+            self
+        }
+    };
+}
+
+#[cfg(feature = "azure-cli")]
+pub use azure_cli::{AzureCliCredential, AzureCliCredentialBuilder};
+
+#[cfg(feature = "azure-cli")]
+mod azure_cli {
+    //! The Azure CLI credential.
+
+    use super::*;
+
+    const NAME: &str = "AzureCli";
+
+    /// The user (or service principal) logged in to the Azure CLI (`az login`).
+    ///
+    /// ```no_run
+    /// use entraid_core::IdentityProvider;
+    /// use entraid_identity::AzureCliCredential;
+    ///
+    /// # async fn run() -> Result<(), entraid_core::Error> {
+    /// let credential = AzureCliCredential::new()?;
+    /// let token = credential.request_token().await?; // runs `az account get-access-token ...`
+    /// # Ok(()) }
+    /// ```
+    #[derive(Debug)]
+    pub struct AzureCliCredential {
+        tool: Tool,
+        resource: String,
+        tenant: Option<TenantId>,
+        in_chain: bool,
+    }
+
+    impl AzureCliCredential {
+        /// A builder.
+        pub fn builder() -> AzureCliCredentialBuilder {
+            AzureCliCredentialBuilder::default()
+        }
+
+        /// A credential with every setting at its default.
+        pub fn new() -> Result<Self, Error> {
+            Self::builder().build()
+        }
+
+        /// The arguments `az` is run with.
+        pub fn arguments(&self) -> Vec<&str> {
+            let mut args = vec![
+                "account",
+                "get-access-token",
+                "-o",
+                "json",
+                "--resource",
+                &self.resource,
+            ];
+            if let Some(tenant) = &self.tenant {
+                args.extend(["--tenant", tenant.as_str()]);
+            }
+            args
+        }
+
+        async fn get(&self) -> Result<IdentityProviderResponse, Error> {
+            let output = self
+                .tool
+                .run(self.tool.program, &self.arguments(), self.tool.timeout)
+                .await?;
+            if output.code != Some(0) {
+                return Err(classify(&output));
+            }
+            let parsed: serde_json::Value =
+                serde_json::from_slice(&output.stdout).map_err(|_| {
+                    Error::invalid_response(format!(
+                        "{NAME}: `az account get-access-token` did not print the expected JSON"
+                    ))
+                })?;
+            let token = parsed
+                .get("accessToken")
+                .and_then(|t| t.as_str())
+                .filter(|t| !t.is_empty())
+                .map(Secret::from)
+                .ok_or_else(|| {
+                    Error::invalid_response(format!(
+                        "{NAME}: the Azure CLI's output has no accessToken"
+                    ))
+                })?;
+            let expires_on = match unix_seconds(parsed.get("expires_on")) {
+                Some(at) => at,
+                None => self.local_expiry(parsed.get("expiresOn"), &token).await?,
+            };
+            Ok(IdentityProviderResponse::access_token(token, expires_on))
+        }
+
+        /// `expiresOn`, in local time: converted with the local UTC offset, else the token's `exp` claim.
+        async fn local_expiry(
+            &self,
+            expires_on: Option<&serde_json::Value>,
+            token: &Secret,
+        ) -> Result<SystemTime, Error> {
+            let local = expires_on
+                .and_then(|v| v.as_str())
+                .and_then(parse_expires_on);
+            if let Some(local) = local {
+                if let Some(offset) = self.tool.local_utc_offset().await {
+                    return shift(local, offset).ok_or_else(|| {
+                        Error::invalid_response(format!(
+                            "{NAME}: the Azure CLI's expiresOn is out of range"
+                        ))
+                    });
+                }
+                tracing::debug!("the local UTC offset is unknown; using the token's exp claim");
+            }
+            Claims::from_jwt(token.expose_secret())
+                .ok()
+                .and_then(|c| c.exp())
+                .and_then(|exp| u64::try_from(exp).ok())
+                .map(|exp| UNIX_EPOCH + Duration::from_secs(exp))
+                .ok_or_else(|| {
+                    Error::invalid_response(format!(
+                        "{NAME}: the Azure CLI's output has no usable expiry (expires_on or expiresOn)"
+                    ))
+                })
+        }
+    }
+
+    /// Turns a failed run into an error: not installed, not logged in, or what the CLI said.
+    fn classify(output: &Output) -> Error {
+        let stderr = &output.stderr;
+        if output.code == Some(127)
+            || stderr.contains("az: not found")
+            || stderr.contains("'az' is not recognized")
+        {
+            return Error::unavailable(
+                NAME,
+                "the Azure CLI (az) is not installed; install it, then run `az login`",
+            );
+        }
+        if (stderr.contains("az login") || stderr.contains("az account set"))
+            && !stderr.contains("AADSTS")
+        {
+            return Error::unavailable(NAME, "not logged in to the Azure CLI; run `az login`");
+        }
+        Error::authentication_failed(NAME, format!("the Azure CLI failed: {}", summary(stderr)))
+    }
+
+    impl IdentityProvider for AzureCliCredential {
+        fn request_token(&self) -> BoxFuture<'_, Result<IdentityProviderResponse, Error>> {
+            Box::pin(async move {
+                in_chain(self.in_chain, self.get().await).map_err(|e| hint(e, "az login"))
+            })
+        }
+
+        fn name(&self) -> &str {
+            NAME
+        }
+    }
+
+    /// Builds an [`AzureCliCredential`]. Defaults: the Redis scope, the CLI's default tenant, `PATH`, 10 s.
+    #[derive(Debug, Default)]
+    pub struct AzureCliCredentialBuilder {
+        options: ToolOptions,
+    }
+
+    impl AzureCliCredentialBuilder {
+        tool_builder_methods!("az login");
+
+        /// Builds the credential, checking the scope and the tenant.
+        pub fn build(self) -> Result<AzureCliCredential, Error> {
+            let scope = self
+                .options
+                .scope
+                .clone()
+                .unwrap_or_else(|| REDIS_SCOPE.to_owned());
+            check_scope(NAME, &scope)?;
+            let resource = scope.strip_suffix("/.default").unwrap_or(&scope).to_owned();
+            check_scope(NAME, &resource)?;
+            Ok(AzureCliCredential {
+                tool: self.options.tool(NAME, "az"),
+                resource,
+                tenant: self.options.tenant(NAME)?,
+                in_chain: self.options.in_chain,
+            })
+        }
+    }
+
+    fn unix_seconds(value: Option<&serde_json::Value>) -> Option<SystemTime> {
+        let seconds = match value? {
+            serde_json::Value::Number(n) => n.as_u64()?,
+            serde_json::Value::String(s) => s.trim().parse().ok()?,
+            _ => return None,
+        };
+        Some(UNIX_EPOCH + Duration::from_secs(seconds))
+    }
+
+    /// A local time read as if it were UTC, moved by the offset (seconds east of UTC) to real UTC.
+    fn shift(local_as_utc: SystemTime, offset: i64) -> Option<SystemTime> {
+        let magnitude = Duration::from_secs(offset.unsigned_abs());
+        if offset >= 0 {
+            local_as_utc.checked_sub(magnitude)
+        } else {
+            local_as_utc.checked_add(magnitude)
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn offsets_move_local_times_to_utc() {
+            let t = UNIX_EPOCH + Duration::from_secs(1_750_170_600);
+            assert_eq!(
+                shift(t, 5 * 3600 + 1800),
+                Some(t - Duration::from_secs(19_800))
+            );
+            assert_eq!(shift(t, -8 * 3600), Some(t + Duration::from_secs(28_800)));
+            assert_eq!(shift(t, 0), Some(t));
+        }
+
+        #[test]
+        fn expires_on_as_number_or_string() {
+            let at = UNIX_EPOCH + Duration::from_secs(1_750_170_600);
+            assert_eq!(
+                unix_seconds(Some(&serde_json::json!(1_750_170_600))),
+                Some(at)
+            );
+            assert_eq!(
+                unix_seconds(Some(&serde_json::json!("1750170600"))),
+                Some(at)
+            );
+            assert_eq!(unix_seconds(Some(&serde_json::json!("soon"))), None);
+            assert_eq!(unix_seconds(None), None);
+        }
+
+        #[test]
+        fn arguments_are_exact_and_checked() {
+            let c = AzureCliCredential::builder()
+                .tenant_id("contoso.onmicrosoft.com")
+                .search_path("/nonexistent")
+                .build()
+                .unwrap();
+            assert_eq!(
+                c.arguments(),
+                [
+                    "account",
+                    "get-access-token",
+                    "-o",
+                    "json",
+                    "--resource",
+                    "https://redis.azure.com",
+                    "--tenant",
+                    "contoso.onmicrosoft.com"
+                ]
+            );
+            for bad in [
+                "a b",
+                "https://x/.default;rm -rf",
+                "--debug",
+                "$(x)",
+                "",
+                "x\ny",
+            ] {
+                let err = AzureCliCredential::builder()
+                    .scope(bad)
+                    .build()
+                    .unwrap_err();
+                assert!(matches!(err, Error::Configuration { .. }), "{bad:?}: {err}");
+            }
+            let err = AzureCliCredential::builder()
+                .tenant_id("a;b")
+                .build()
+                .unwrap_err();
+            assert!(err.to_string().contains("AzureCli"), "{err}");
+        }
+    }
+}
+
+#[cfg(feature = "azure-developer-cli")]
+pub use azd::{AzureDeveloperCliCredential, AzureDeveloperCliCredentialBuilder};
+
+#[cfg(feature = "azure-developer-cli")]
+mod azd {
+    //! The Azure Developer CLI credential.
+
+    use super::*;
+
+    const NAME: &str = "AzureDeveloperCli";
+
+    /// The user logged in to the Azure Developer CLI (`azd auth login`).
+    ///
+    /// ```
+    /// use entraid_identity::AzureDeveloperCliCredential;
+    ///
+    /// let credential = AzureDeveloperCliCredential::builder().tenant_id("contoso.onmicrosoft.com").build().unwrap();
+    /// assert_eq!(
+    ///     credential.arguments(),
+    ///     ["auth", "token", "-o", "json", "--no-prompt", "--scope", "https://redis.azure.com/.default",
+    ///      "--tenant-id", "contoso.onmicrosoft.com"]
+    /// );
+    /// ```
+    #[derive(Debug)]
+    pub struct AzureDeveloperCliCredential {
+        tool: Tool,
+        scope: String,
+        tenant: Option<TenantId>,
+        in_chain: bool,
+    }
+
+    impl AzureDeveloperCliCredential {
+        /// A builder.
+        pub fn builder() -> AzureDeveloperCliCredentialBuilder {
+            AzureDeveloperCliCredentialBuilder::default()
+        }
+
+        /// A credential with every setting at its default.
+        pub fn new() -> Result<Self, Error> {
+            Self::builder().build()
+        }
+
+        /// The arguments `azd` is run with.
+        pub fn arguments(&self) -> Vec<&str> {
+            let mut args = vec![
+                "auth",
+                "token",
+                "-o",
+                "json",
+                "--no-prompt",
+                "--scope",
+                &self.scope,
+            ];
+            if let Some(tenant) = &self.tenant {
+                args.extend(["--tenant-id", tenant.as_str()]);
+            }
+            args
+        }
+
+        async fn get(&self) -> Result<IdentityProviderResponse, Error> {
+            let output = self
+                .tool
+                .run(self.tool.program, &self.arguments(), self.tool.timeout)
+                .await?;
+            if output.code != Some(0) {
+                return Err(classify(&output));
+            }
+            let parsed: serde_json::Value =
+                serde_json::from_slice(&output.stdout).map_err(|_| {
+                    Error::invalid_response(format!(
+                        "{NAME}: `azd auth token` did not print the expected JSON"
+                    ))
+                })?;
+            let token = parsed
+                .get("token")
+                .and_then(|t| t.as_str())
+                .filter(|t| !t.is_empty())
+                .map(Secret::from)
+                .ok_or_else(|| {
+                    Error::invalid_response(format!("{NAME}: azd's output has no token"))
+                })?;
+            let expires_on = parsed
+                .get("expiresOn")
+                .and_then(|v| v.as_str())
+                .and_then(parse_expires_on)
+                .ok_or_else(|| {
+                    Error::invalid_response(format!(
+                        "{NAME}: azd's output has no RFC 3339 expiresOn"
+                    ))
+                })?;
+            Ok(IdentityProviderResponse::access_token(token, expires_on))
+        }
+    }
+
+    /// The messages of azd's JSON error lines (`{"type":"consoleMessage","data":{"message":...}}`), or the text.
+    fn messages(stderr: &str) -> String {
+        let from_json: Vec<String> = stderr
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l.trim()).ok())
+            .filter_map(|v| {
+                v.pointer("/data/message")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_owned)
+            })
+            .collect();
+        if from_json.is_empty() {
+            stderr.to_owned()
+        } else {
+            from_json.join("\n")
+        }
+    }
+
+    fn classify(output: &Output) -> Error {
+        let text = messages(&output.stderr);
+        if output.code == Some(127)
+            || text.contains("azd: not found")
+            || text.contains("'azd' is not recognized")
+        {
+            return Error::unavailable(
+                NAME,
+                "the Azure Developer CLI (azd) is not installed; install it, then run `azd auth login`",
+            );
+        }
+        if text.contains("azd auth login") && !text.contains("AADSTS") {
+            return Error::unavailable(
+                NAME,
+                "not logged in to the Azure Developer CLI; run `azd auth login`",
+            );
+        }
+        Error::authentication_failed(
+            NAME,
+            format!("the Azure Developer CLI failed: {}", summary(&text)),
+        )
+    }
+
+    impl IdentityProvider for AzureDeveloperCliCredential {
+        fn request_token(&self) -> BoxFuture<'_, Result<IdentityProviderResponse, Error>> {
+            Box::pin(async move {
+                in_chain(self.in_chain, self.get().await).map_err(|e| hint(e, "azd auth login"))
+            })
+        }
+
+        fn name(&self) -> &str {
+            NAME
+        }
+    }
+
+    /// Builds an [`AzureDeveloperCliCredential`]. Defaults: the Redis scope, azd's default tenant, `PATH`, 10 s.
+    #[derive(Debug, Default)]
+    pub struct AzureDeveloperCliCredentialBuilder {
+        options: ToolOptions,
+    }
+
+    impl AzureDeveloperCliCredentialBuilder {
+        tool_builder_methods!("azd auth login");
+
+        /// Builds the credential, checking the scope and the tenant.
+        pub fn build(self) -> Result<AzureDeveloperCliCredential, Error> {
+            let scope = self
+                .options
+                .scope
+                .clone()
+                .unwrap_or_else(|| REDIS_SCOPE.to_owned());
+            check_scope(NAME, &scope)?;
+            Ok(AzureDeveloperCliCredential {
+                tool: self.options.tool(NAME, "azd"),
+                scope,
+                tenant: self.options.tenant(NAME)?,
+                in_chain: self.options.in_chain,
+            })
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn reads_azd_json_error_lines() {
+            let stderr = "{\"type\":\"consoleMessage\",\"timestamp\":\"2025-06-17T10:30:00Z\",\"data\":{\"message\":\"\\nERROR: fetching token: not logged in, run `azd auth login` to login\\n\"}}\n";
+            let err = classify(&Output {
+                stdout: Vec::new(),
+                stderr: stderr.to_owned(),
+                code: Some(1),
+            });
+            assert!(
+                err.is_unavailable() && err.to_string().contains("`azd auth login`"),
+                "{err}"
+            );
+        }
+    }
+}
+
+/// An unavailable error gets the login hint when it has none.
+fn hint(error: Error, login: &str) -> Error {
+    match error {
+        Error::CredentialUnavailable {
+            credential,
+            message,
+        } if !message.contains(login) => {
+            Error::unavailable(credential, format!("{message}; then run `{login}`"))
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_offsets() {
+        assert_eq!(parse_utc_offset("+0000"), Some(0));
+        assert_eq!(parse_utc_offset("+0530"), Some(19_800));
+        assert_eq!(parse_utc_offset("-08:00"), Some(-28_800));
+        assert_eq!(parse_utc_offset("Z"), Some(0));
+        for bad in ["", "0530", "+53", "+2500", "+05x0", "CET"] {
+            assert_eq!(parse_utc_offset(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn scopes_and_summaries() {
+        assert!(check_scope("x", REDIS_SCOPE).is_ok());
+        assert!(check_scope("x", "acca5fbb-b7e4-4009-81f1-37e38fd66d78/.default").is_ok());
+        for bad in ["", "-x", "a b", "a&b", "a|b", "a\"b", "a'b", "é"] {
+            assert!(check_scope("x", bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            summary("ERROR: AADSTS70043: expired\n\nmore"),
+            "AADSTS70043: expired more"
+        );
+        assert_eq!(summary(""), "no error message");
+        assert_eq!(summary(&"x".repeat(700)).len(), 603);
+    }
+}

@@ -1,0 +1,203 @@
+//! The refresh-token grant: [`RefreshTokenCredential`], and [`RefreshTokens`], which every user flow (device
+//! code, browser, username/password, on-behalf-of) uses to redeem the refresh token of its last response before it
+//! asks the user again.
+//!
+//! A refused refresh token (revoked, expired, MFA now required: any authentication failure) is forgotten and the
+//! flow runs its interactive part again; a transport error or a server error is returned as it is, so the user is
+//! not asked to sign in again because of a network blip. Refresh tokens are held in [`Secret`]s.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Mutex;
+
+use entraid_core::{
+    BoxFuture, Error, IdentityProvider, IdentityProviderResponse, Secret, TokenResponse,
+};
+
+use crate::confidential::{
+    ClientCredential, ClientKind, CommonBuilder, ConfidentialClient, Grant, common_builder_methods,
+};
+
+/// The refresh token of a user flow's last response.
+#[derive(Default)]
+pub(crate) struct RefreshTokens(Mutex<Option<Secret>>);
+
+impl fmt::Debug for RefreshTokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RefreshTokens")
+            .field("held", &self.current().is_some())
+            .finish()
+    }
+}
+
+impl RefreshTokens {
+    /// Holds this refresh token.
+    pub(crate) fn new(token: Secret) -> Self {
+        Self(Mutex::new(Some(token)))
+    }
+
+    /// The refresh token held, if any.
+    pub(crate) fn current(&self) -> Option<Secret> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Keeps the response's refresh token, when it carried one (a response without one keeps the current one).
+    fn remember(&self, response: &TokenResponse) {
+        if let Some(token) = response.refresh_token.as_ref().filter(|t| !t.is_empty()) {
+            *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(token.clone());
+        }
+    }
+
+    fn forget(&self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Redeems the held refresh token.
+    async fn redeem(
+        &self,
+        client: &ConfidentialClient,
+        auth: &ClientCredential,
+        token: &Secret,
+    ) -> Result<TokenResponse, Error> {
+        let response = auth
+            .request(client, || Grant::RefreshToken {
+                refresh_token: token,
+            })
+            .await?;
+        self.remember(&response);
+        Ok(response)
+    }
+
+    /// A user flow's token: the refresh grant first when a refresh token is held, the interactive flow when none
+    /// is or when Entra refused it. The refresh token of the response is kept for next time.
+    pub(crate) async fn acquire<F, Fut>(
+        &self,
+        client: &ConfidentialClient,
+        auth: &ClientCredential,
+        interactive: F,
+    ) -> Result<TokenResponse, Error>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<TokenResponse, Error>>,
+    {
+        if let Some(token) = self.current() {
+            match self.redeem(client, auth, &token).await {
+                Ok(response) => {
+                    tracing::debug!(
+                        credential = client.credential(),
+                        "token from the refresh token"
+                    );
+                    return Ok(response);
+                }
+                Err(error @ Error::AuthenticationFailed { .. }) => {
+                    tracing::debug!(
+                        credential = client.credential(),
+                        error = %error,
+                        "the refresh token was refused; signing in again"
+                    );
+                    self.forget();
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        let response = interactive().await?;
+        self.remember(&response);
+        Ok(response)
+    }
+}
+
+/// A refresh token you already hold, redeemed with the refresh-token grant. Every answer's new refresh token
+/// replaces the old one; a refused refresh token is an authentication failure (there is no user to ask).
+///
+/// A public client by default (the Azure CLI's client id, tenant `organizations`); give
+/// [`client_secret`](RefreshTokenCredentialBuilder::client_secret) for a confidential one.
+///
+/// ```
+/// use entraid_identity::RefreshTokenCredential;
+///
+/// let credential = RefreshTokenCredential::builder()
+///     .tenant_id("contoso.onmicrosoft.com")
+///     .refresh_token("0.AQ-refresh-token".into())
+///     .build()
+///     .unwrap();
+/// assert!(!format!("{credential:?}").contains("0.AQ"));
+/// ```
+#[derive(Debug)]
+pub struct RefreshTokenCredential {
+    client: ConfidentialClient,
+    auth: ClientCredential,
+    tokens: RefreshTokens,
+}
+
+const NAME: &str = "RefreshToken";
+
+impl RefreshTokenCredential {
+    /// A builder.
+    pub fn builder() -> RefreshTokenCredentialBuilder {
+        RefreshTokenCredentialBuilder::default()
+    }
+}
+
+impl IdentityProvider for RefreshTokenCredential {
+    fn request_token(&self) -> BoxFuture<'_, Result<IdentityProviderResponse, Error>> {
+        Box::pin(async move {
+            let token = self
+                .tokens
+                .current()
+                .ok_or_else(|| Error::authentication_failed(NAME, "no refresh token is held"))?;
+            let response = self.tokens.redeem(&self.client, &self.auth, &token).await?;
+            Ok(response.into())
+        })
+    }
+
+    fn name(&self) -> &str {
+        NAME
+    }
+}
+
+/// Builds a [`RefreshTokenCredential`]. Required: the refresh token. Defaults: tenant `organizations`, the Azure
+/// CLI's public client id, the Redis scope.
+#[derive(Debug, Default)]
+pub struct RefreshTokenCredentialBuilder {
+    common: CommonBuilder,
+    refresh_token: Option<Secret>,
+    secret: Option<Secret>,
+}
+
+impl RefreshTokenCredentialBuilder {
+    common_builder_methods!(user);
+
+    /// The refresh token. Required.
+    pub fn refresh_token(mut self, token: Secret) -> Self {
+        self.refresh_token = Some(token);
+        self
+    }
+
+    /// A client secret, for a confidential client. Default: none (a public client).
+    pub fn client_secret(mut self, secret: Secret) -> Self {
+        self.secret = Some(secret);
+        self
+    }
+
+    /// Builds the credential, checking every setting.
+    pub fn build(self) -> Result<RefreshTokenCredential, Error> {
+        let token = self
+            .refresh_token
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| Error::configuration(format!("{NAME}: the refresh token is empty")))?;
+        let auth = match self.secret {
+            Some(secret) if secret.is_empty() => {
+                return Err(Error::configuration(format!(
+                    "{NAME}: the client secret is empty"
+                )));
+            }
+            Some(secret) => ClientCredential::Secret(secret),
+            None => ClientCredential::None,
+        };
+        Ok(RefreshTokenCredential {
+            client: self.common.build_for(NAME, ClientKind::PublicUser)?,
+            auth,
+            tokens: RefreshTokens::new(token),
+        })
+    }
+}
