@@ -5,14 +5,16 @@
 //! request runs in its own short-lived task under `request_timeout`: a provider that hangs is cancelled, and one
 //! that panics becomes an error instead of ending the manager.
 
-use std::pin::pin;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use entraid_core::{Error, IdentityProvider, SharedIdentityProvider, SharedResponseParser, Token};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, sleep_until};
+use tokio::time::{Instant, sleep_until, timeout_at};
 
 use crate::backoff::{Rng, retry_delay};
 use crate::clock::{later, refresh_plan, wall_clock_now};
@@ -225,6 +227,42 @@ fn expire(shared: &Shared) {
     }
 }
 
+/// What ended a [`race`].
+enum Woke<T> {
+    /// The main future finished.
+    Main(T),
+    /// The token's expiry came.
+    Expiry,
+    /// The state changed (`false`: the sender is gone).
+    Changed(bool),
+}
+
+/// Polls `main`, then the token's `expiry` timer (when given), then a state change, and returns the first that is
+/// ready: a small `select!` that needs no tokio macros.
+async fn race<F: Future + Unpin>(
+    main: &mut F,
+    expiry: Option<Instant>,
+    rx: &mut watch::Receiver<State>,
+) -> Woke<F::Output> {
+    let mut expiry = pin!(expiry.map(sleep_until));
+    let mut changed = pin!(rx.changed());
+    poll_fn(|cx| {
+        if let Poll::Ready(output) = Pin::new(&mut *main).poll(cx) {
+            return Poll::Ready(Woke::Main(output));
+        }
+        if let Some(sleep) = expiry.as_mut().as_pin_mut()
+            && sleep.poll(cx).is_ready()
+        {
+            return Poll::Ready(Woke::Expiry);
+        }
+        if let Poll::Ready(result) = changed.as_mut().poll(cx) {
+            return Poll::Ready(Woke::Changed(result.is_ok()));
+        }
+        Poll::Pending
+    })
+    .await
+}
+
 /// Waits until `until`, dropping the token at its expiry on the way. A demand-aware wait ends early on a forced
 /// refresh, or when a caller needs a token and none is valid. `false`: the manager is closed.
 async fn wait(
@@ -233,17 +271,21 @@ async fn wait(
     until: Instant,
     demand_aware: bool,
 ) -> bool {
+    let mut timer = pin!(sleep_until(until));
     loop {
-        let look = look(&rx.borrow_and_update(), demand_aware);
-        let expiry = match look {
+        let expiry = match look(&rx.borrow_and_update(), demand_aware) {
             Look::Closed => return false,
             Look::Go => return true,
-            Look::Stay(expiry) => expiry,
+            Look::Stay(expiry) => expiry.filter(|e| *e < until),
         };
-        tokio::select! {
-            () = sleep_until(until) => return true,
-            () = sleep_until(expiry.unwrap_or(until)), if expiry.is_some_and(|e| e < until) => expire(shared),
-            changed = rx.changed() => if changed.is_err() { return false },
+        match race(&mut timer, expiry, rx).await {
+            Woke::Main(()) => return true,
+            Woke::Expiry => expire(shared),
+            Woke::Changed(alive) => {
+                if !alive {
+                    return false;
+                }
+            }
         }
     }
 }
@@ -256,32 +298,37 @@ async fn attempt(
     rx: &mut watch::Receiver<State>,
 ) -> Option<Result<(Token, Instant), Error>> {
     let timeout = shared.options.request_timeout;
-    let mut deadline = pin!(sleep_until(later(Instant::now(), timeout)));
     let mut request = AbortOnDrop(tokio::spawn(request(
         provider.clone(),
         Arc::clone(&shared.options.response_parser),
     )));
+    let mut bounded = pin!(timeout_at(later(Instant::now(), timeout), &mut request.0));
     loop {
         let expiry = match look(&rx.borrow_and_update(), false) {
             Look::Closed => return None,
             Look::Go => None,
             Look::Stay(expiry) => expiry,
         };
-        tokio::select! {
-            joined = &mut request.0 => return match joined {
-                Ok(outcome) => Some(outcome),
-                Err(e) if e.is_panic() => Some(Err(Error::custom(
+        match race(&mut bounded, expiry, rx).await {
+            Woke::Main(Ok(Ok(outcome))) => return Some(outcome),
+            Woke::Main(Ok(Err(e))) if e.is_panic() => {
+                return Some(Err(Error::custom(
                     format!("identity provider {} panicked", shared.provider_name),
                     false,
-                ))),
-                // Cancelled: the runtime is shutting down.
-                Err(_) => None,
-            },
-            () = &mut deadline => {
+                )));
+            }
+            // Cancelled: the runtime is shutting down.
+            Woke::Main(Ok(Err(_))) => return None,
+            // The request task is aborted when `request` drops.
+            Woke::Main(Err(_elapsed)) => {
                 return Some(Err(Error::timeout(shared.provider_name.clone(), timeout)));
             }
-            () = sleep_until(expiry.unwrap_or_else(Instant::now)), if expiry.is_some() => expire(shared),
-            changed = rx.changed() => if changed.is_err() { return None },
+            Woke::Expiry => expire(shared),
+            Woke::Changed(alive) => {
+                if !alive {
+                    return None;
+                }
+            }
         }
     }
 }
