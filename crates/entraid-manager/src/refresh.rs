@@ -6,6 +6,7 @@
 //! that panics becomes an error instead of ending the manager.
 
 use std::future::{Future, poll_fn};
+use std::panic::AssertUnwindSafe;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::Poll;
@@ -132,7 +133,10 @@ pub(crate) async fn run(shared: Arc<Shared>, provider: SharedIdentityProvider) {
             }
             Err(error) => {
                 failures = failures.saturating_add(1);
-                let retryable = (retry.is_retryable)(&error);
+                // A panicking user hook counts as "not retryable" rather than ending the manager.
+                let retryable =
+                    std::panic::catch_unwind(AssertUnwindSafe(|| (retry.is_retryable)(&error)))
+                        .unwrap_or(false);
                 let in_burst = !settled && retryable && failures < retry.max_attempts;
                 let burst_ended = !settled && !in_burst;
                 settled = !in_burst;

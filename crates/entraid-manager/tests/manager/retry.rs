@@ -280,3 +280,20 @@ async fn a_custom_retry_predicate_is_used() {
         script.call_times()
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_retry_hook_counts_as_not_retryable() {
+    let script = Script::new([Step::Fail(Fail::Transport)], Step::token(3600));
+    let options = TokenManagerOptions {
+        retry: RetryOptions::default().with_is_retryable(|_| panic!("scripted hook panic")),
+        ..TokenManagerOptions::default()
+    };
+    let manager = TokenManager::start(Fake(script.clone()), options).unwrap();
+    let err = manager.ready().await.unwrap_err();
+    assert!(matches!(*err, Error::Transport { .. }), "{err:?}");
+    let mut sub = manager.subscribe();
+    next_token(&mut sub).await;
+    let times = script.call_times();
+    assert!(times[1] >= secs(5) && times[1] <= secs(10), "{times:?}");
+    assert!(manager.status().running);
+}
