@@ -188,3 +188,13 @@ async fn debug_output_holds_no_secret() {
         "{shown}"
     );
 }
+
+#[test]
+fn handles_and_events_are_send_and_sync() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<TokenManager>();
+    send_sync::<entraid_manager::Subscription>();
+    send_sync::<entraid_manager::TokenEvent>();
+    send_sync::<entraid_manager::ManagerStatus>();
+    send_sync::<TokenManagerOptions>();
+}
