@@ -1,9 +1,11 @@
 //! [`EntraIdAuth`]: pushes every new token to every live connection of every attached client.
 //!
-//! One background task listens to the token manager. On each new token it re-authenticates all attached clients
-//! concurrently, with the username (`oid`) of *that* token. A client whose `AUTH` fails is retried with backoff;
-//! if it still fails when the token its connections hold is about to expire, it is reconnected with the current
-//! token rather than left for the server to close. Failures are reported to [`EntraIdAuth::subscribe_errors`].
+//! Each attached client gets its own worker task that follows the newest token (a `watch` channel), so a slow or
+//! failing client never delays the others, and a client that is still retrying when a newer token arrives moves on
+//! to the newer one. A worker re-authenticates with the username (`oid`) of the token it applies. A failed `AUTH` is
+//! retried with backoff; if it still fails when the token the client's connections hold is about to expire, the
+//! client is reconnected with the current token rather than left for the server to close. Every failure is
+//! reported to [`EntraIdAuth::subscribe_errors`].
 
 use std::collections::HashMap;
 use std::fmt;
@@ -11,12 +13,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::SystemTime;
 
-use tokio::sync::broadcast;
-use tokio::task::{AbortHandle, JoinSet};
+use tokio::sync::{Notify, broadcast, watch};
+use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use entraid_core::Token;
-use entraid_manager::{TokenEvent, TokenManager};
+use entraid_manager::{Subscription, TokenEvent, TokenManager};
+use fred::interfaces::ClientLike;
 
 use crate::credentials::EntraCredentialProvider;
 use crate::options::ReauthOptions;
@@ -54,12 +57,38 @@ impl fmt::Display for ReauthError {
 
 impl std::error::Error for ReauthError {}
 
+/// A token as published to the workers, numbered.
+#[derive(Clone)]
+struct Published {
+    generation: u64,
+    token: Arc<Token>,
+}
+
 /// Keeps attached fred clients authenticated with Entra ID tokens from a [`TokenManager`].
 ///
-/// Cheap to clone; the background task stops when the last clone is dropped.
+/// Cheap to clone; the background tasks stop when the last clone is dropped.
 #[derive(Clone)]
 pub struct EntraIdAuth {
+    handle: Arc<Handle>,
+}
+
+/// The user's handles share one `Handle`; dropping the last one stops every task.
+struct Handle {
     inner: Arc<Inner>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let inner = &self.inner;
+        inner.closed.store(true, Ordering::SeqCst);
+        if let Some(task) = inner.task.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            task.abort();
+        }
+        for (_, attached) in inner.lock_targets().drain() {
+            attached.worker.abort();
+        }
+        inner.applied.notify_waiters();
+    }
 }
 
 impl fmt::Debug for EntraIdAuth {
@@ -73,22 +102,33 @@ impl fmt::Debug for EntraIdAuth {
 struct Inner {
     manager: TokenManager,
     options: ReauthOptions,
-    targets: Mutex<HashMap<u64, Arc<Target>>>,
+    targets: Mutex<HashMap<u64, Attached>>,
     next_id: AtomicU64,
     counters: Arc<Counters>,
     errors: broadcast::Sender<ReauthError>,
-    /// The token the attached connections were last authenticated with.
-    last_token: Mutex<Option<Arc<Token>>>,
-    /// Bumped on each new token: retries for an older token stop.
-    generation: AtomicU64,
+    latest: watch::Sender<Option<Published>>,
+    /// Woken whenever a worker finishes applying a token.
+    applied: Notify,
     task: Mutex<Option<AbortHandle>>,
+    /// Set when the last handle is dropped.
+    closed: std::sync::atomic::AtomicBool,
 }
 
-impl Drop for Inner {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.get_mut().ok().and_then(Option::take) {
-            task.abort();
-        }
+struct Attached {
+    /// The newest generation this target has applied (or been given up on for a newer one).
+    applied: Arc<AtomicU64>,
+    worker: AbortHandle,
+}
+
+impl Inner {
+    fn lock_targets(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Attached>> {
+        self.targets.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn report(&self, error: ReauthError) {
+        tracing::warn!(target_client = %error.target, attempt = error.attempt, error = %error.message,
+            reconnected = error.reconnected, "re-authentication failed");
+        let _ = self.errors.send(error);
     }
 }
 
@@ -115,14 +155,11 @@ impl Attachment {
 impl Drop for Attachment {
     fn drop(&mut self) {
         if let Some(inner) = self.inner.upgrade() {
-            inner.lock_targets().remove(&self.id);
+            if let Some(attached) = inner.lock_targets().remove(&self.id) {
+                attached.worker.abort();
+            }
+            inner.applied.notify_waiters();
         }
-    }
-}
-
-impl Inner {
-    fn lock_targets(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Target>>> {
-        self.targets.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -137,28 +174,38 @@ impl EntraIdAuth {
     /// Starts pushing tokens from `manager` to attached clients.
     pub fn with_options(manager: TokenManager, options: ReauthOptions) -> Self {
         let (errors, _) = broadcast::channel(64);
+        let initial = manager.current().map(|token| Published {
+            generation: 0,
+            token,
+        });
         let inner = Arc::new(Inner {
-            last_token: Mutex::new(manager.current()),
             manager,
             options,
             targets: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             counters: Arc::default(),
             errors,
-            generation: AtomicU64::new(0),
+            latest: watch::Sender::new(initial),
+            applied: Notify::new(),
             task: Mutex::new(None),
+            closed: std::sync::atomic::AtomicBool::new(false),
         });
         let subscription = inner.manager.subscribe();
-        let weak = Arc::downgrade(&inner);
-        let handle = tokio::spawn(run(weak, subscription));
+        let handle = tokio::spawn(publish(Arc::downgrade(&inner), subscription));
         *inner.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle.abort_handle());
-        Self { inner }
+        Self {
+            handle: Arc::new(Handle { inner }),
+        }
+    }
+
+    fn inner(&self) -> &Arc<Inner> {
+        &self.handle.inner
     }
 
     /// The credential provider to put in fred's `Config::credential_provider`: every new connection and
     /// reconnect AUTHs as (`oid`, token) with the current token.
     pub fn credential_provider(&self) -> Arc<EntraCredentialProvider> {
-        Arc::new(EntraCredentialProvider::new(self.inner.manager.clone()))
+        Arc::new(EntraCredentialProvider::new(self.inner().manager.clone()))
     }
 
     /// Sets `config.credential_provider` (and clears any static username and password).
@@ -169,88 +216,222 @@ impl EntraIdAuth {
     }
 
     /// Attaches a client, subscriber or pool: each new token is pushed to all its live connections.
+    ///
+    /// The client should have a reconnect policy (`Builder::set_policy`): RESP2 subscribers, and clients whose
+    /// re-authentication keeps failing, are reconnected, which fred does only under a policy.
     pub fn attach(&self, client: impl Into<Attachable>) -> Attachment {
-        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        self.inner
-            .lock_targets()
-            .insert(id, Target::new(client.into()));
+        let attachable = client.into();
+        if !attachable.has_reconnect_policy() {
+            tracing::warn!(client = ?attachable, "attached client has no reconnect policy; it cannot be reconnected");
+        }
+        let id = self.inner().next_id.fetch_add(1, Ordering::Relaxed);
+        let target = Target::new(attachable);
+        let mut latest = self.inner().latest.subscribe();
+        let applied = Arc::new(AtomicU64::new(
+            latest
+                .borrow_and_update()
+                .as_ref()
+                .map_or(0, |p| p.generation),
+        ));
+        let held = self.inner().manager.current();
+        let worker = tokio::spawn(work(
+            Arc::downgrade(self.inner()),
+            target.clone(),
+            applied.clone(),
+            latest,
+            held,
+        ));
+        self.inner().lock_targets().insert(
+            id,
+            Attached {
+                applied,
+                worker: worker.abort_handle(),
+            },
+        );
         Attachment {
             id,
-            inner: Arc::downgrade(&self.inner),
+            inner: Arc::downgrade(self.inner()),
         }
     }
 
     /// Re-authentication failures, as they happen (a lagging receiver misses the oldest).
     pub fn subscribe_errors(&self) -> broadcast::Receiver<ReauthError> {
-        self.inner.errors.subscribe()
+        self.inner().errors.subscribe()
     }
 
     /// The counters.
     pub fn stats(&self) -> ReauthStats {
-        let attached = self.inner.lock_targets().len() as u64;
-        self.inner.counters.snapshot(attached)
+        let attached = self.inner().lock_targets().len() as u64;
+        self.inner().counters.snapshot(attached)
     }
 
     /// The token manager behind this.
     pub fn manager(&self) -> &TokenManager {
-        &self.inner.manager
+        &self.inner().manager
     }
 }
 
-/// The background task: one fan-out per new token.
-async fn run(inner: Weak<Inner>, mut subscription: entraid_manager::Subscription) {
+/// Publishes each new token to the workers and measures how long until all of them have applied it.
+async fn publish(inner: Weak<Inner>, mut subscription: Subscription) {
+    let mut generation = 0u64;
     while let Some(event) = subscription.recv().await {
         let Some(inner) = inner.upgrade() else { return };
         match event {
-            TokenEvent::Token(token) => fan_out(&inner, token).await,
+            TokenEvent::Token(token) => {
+                generation += 1;
+                Counters::add(&inner.counters.rotations);
+                let started = Instant::now();
+                inner
+                    .latest
+                    .send_replace(Some(Published { generation, token }));
+                tokio::spawn(measure(Arc::downgrade(&inner), generation, started));
+            }
             TokenEvent::Error(error) => {
-                tracing::debug!(error = %error, "token manager reported an error; connections keep the current token");
+                tracing::debug!(error = %error, "token manager reported an error; connections keep their token");
             }
             _ => {}
         }
     }
 }
 
-/// Pushes `token` to every attached client, concurrently.
-async fn fan_out(inner: &Arc<Inner>, token: Arc<Token>) {
-    let started = Instant::now();
-    let generation = inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
-    let previous = inner
-        .last_token
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .replace(token.clone());
-    Counters::add(&inner.counters.rotations);
-    let targets: Vec<Arc<Target>> = inner.lock_targets().values().cloned().collect();
-    if targets.is_empty() {
-        Counters::add(&inner.counters.fanouts_completed);
+/// Waits until every attached target has applied `generation` (or a newer one), then records the latency.
+async fn measure(inner: Weak<Inner>, generation: u64, started: Instant) {
+    // Holding `Inner` here is fine: dropping the last handle sets `closed` and wakes this task.
+    let Some(strong) = inner.upgrade() else {
         return;
+    };
+    loop {
+        let notified = strong.applied.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if strong.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        let done = strong
+            .lock_targets()
+            .values()
+            .all(|a| a.applied.load(Ordering::SeqCst) >= generation);
+        if done {
+            let latency = started.elapsed();
+            let superseded = strong
+                .latest
+                .borrow()
+                .as_ref()
+                .is_some_and(|p| p.generation > generation);
+            if !superseded {
+                *strong
+                    .counters
+                    .last_fanout_latency
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some(latency);
+            }
+            Counters::add(&strong.counters.fanouts_completed);
+            tracing::debug!(
+                generation,
+                ?latency,
+                "every attached client has the new token"
+            );
+            return;
+        }
+        notified.await;
     }
-    // The connections hold `previous` until re-authenticated: its expiry is the deadline.
-    let deadline = previous
-        .as_deref()
-        .map(|p| deadline_for(p, &inner.options))
-        .unwrap_or_else(Instant::now);
-    let mut set = JoinSet::new();
-    for target in targets {
-        let (inner, token) = (inner.clone(), token.clone());
-        set.spawn(async move {
-            reauth_with_retries(&inner, &target, &token, generation, deadline).await
-        });
+}
+
+/// One attached target's worker: applies the newest token each time one is published.
+async fn work(
+    inner: Weak<Inner>,
+    target: Arc<Target>,
+    applied: Arc<AtomicU64>,
+    mut latest: watch::Receiver<Option<Published>>,
+    mut held: Option<Arc<Token>>,
+) {
+    while latest.changed().await.is_ok() {
+        let Some(published) = latest.borrow_and_update().clone() else {
+            continue;
+        };
+        let Some(inner) = inner.upgrade() else { return };
+        held = Some(apply(&inner, &target, published, &mut latest, held.as_deref()).await);
+        applied.store(
+            latest.borrow().as_ref().map_or(0, |p| p.generation),
+            Ordering::SeqCst,
+        );
+        inner.applied.notify_waiters();
     }
-    while set.join_next().await.is_some() {}
-    let latency = started.elapsed();
-    *inner
-        .counters
-        .last_fanout_latency
-        .lock()
-        .unwrap_or_else(|e| e.into_inner()) = Some(latency);
-    Counters::add(&inner.counters.fanouts_completed);
-    tracing::debug!(
-        username = token.username(),
-        ?latency,
-        "pushed new token to attached clients"
-    );
+}
+
+/// Applies `published` (or a newer token, should one arrive meanwhile) to `target`, retrying until it works, or
+/// reconnecting when the token its connections hold is about to expire. Returns the token the target now holds.
+async fn apply(
+    inner: &Arc<Inner>,
+    target: &Arc<Target>,
+    mut published: Published,
+    latest: &mut watch::Receiver<Option<Published>>,
+    held: Option<&Token>,
+) -> Arc<Token> {
+    let options = &inner.options;
+    // The connections hold `held` until re-authenticated: its expiry is the deadline.
+    let deadline = held.map(|t| deadline_for(t, options));
+    let mut delay = options.retry_initial_delay;
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let token = published.token.clone();
+        let result = target
+            .reauth(
+                token.username(),
+                token.access_token().expose_secret(),
+                options,
+                &inner.counters,
+            )
+            .await;
+        match result {
+            Ok(outcome) => {
+                inner
+                    .counters
+                    .reauths_sent
+                    .fetch_add(outcome.reauthed, Ordering::Relaxed);
+                inner
+                    .counters
+                    .reconnects
+                    .fetch_add(outcome.reconnected, Ordering::Relaxed);
+                return token;
+            }
+            Err(error) => {
+                Counters::add(&inner.counters.reauths_failed);
+                let mut report = ReauthError {
+                    target: target.describe(),
+                    attempt,
+                    message: error.to_string(),
+                    reconnected: false,
+                };
+                if deadline.is_none_or(|d| Instant::now() + delay >= d) {
+                    match target.reconnect(options).await {
+                        Ok(()) => {
+                            Counters::add(&inner.counters.reconnects);
+                            report.reconnected = true;
+                            inner.report(report);
+                            // A reconnect authenticates with the manager's current token.
+                            return inner.manager.current().unwrap_or(token);
+                        }
+                        Err(e) => {
+                            report.message =
+                                format!("{}; reconnect failed too: {e}", report.message)
+                        }
+                    }
+                }
+                inner.report(report);
+                // Wait before the next attempt, but move on at once to a newer token.
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    changed = latest.changed() => if changed.is_err() { return token },
+                }
+                if let Some(newer) = latest.borrow_and_update().clone() {
+                    published = newer;
+                }
+                delay = (delay * 2).min(options.retry_max_delay);
+            }
+        }
+    }
 }
 
 /// When connections holding `token` must be reconnected at the latest.
@@ -261,66 +442,16 @@ fn deadline_for(token: &Token, options: &ReauthOptions) -> Instant {
     Instant::now() + left.saturating_sub(margin)
 }
 
-async fn reauth_with_retries(
-    inner: &Arc<Inner>,
-    target: &Arc<Target>,
-    token: &Token,
-    generation: u64,
-    deadline: Instant,
-) {
-    let options = &inner.options;
-    let password = token.access_token().expose_secret();
-    let mut delay = options.retry_initial_delay;
-    let mut attempt = 0u32;
-    loop {
-        attempt += 1;
-        match target
-            .reauth(token.username(), password, options, &inner.counters)
-            .await
-        {
-            Ok(outcome) => {
-                inner
-                    .counters
-                    .reauths_sent
-                    .fetch_add(outcome.reauthed, Ordering::Relaxed);
-                inner
-                    .counters
-                    .reconnects
-                    .fetch_add(outcome.reconnected, Ordering::Relaxed);
-                return;
-            }
-            Err(error) => {
-                Counters::add(&inner.counters.reauths_failed);
-                let superseded = inner.generation.load(Ordering::SeqCst) != generation;
-                let out_of_time = Instant::now() + delay >= deadline;
-                let reconnect = out_of_time && !superseded;
-                let mut report = ReauthError {
-                    target: target.describe(),
-                    attempt,
-                    message: error.to_string(),
-                    reconnected: false,
-                };
-                if reconnect {
-                    match target.reconnect(options).await {
-                        Ok(()) => {
-                            Counters::add(&inner.counters.reconnects);
-                            report.reconnected = true;
-                        }
-                        Err(e) => {
-                            report.message =
-                                format!("{}; reconnect failed too: {e}", report.message)
-                        }
-                    }
-                }
-                tracing::warn!(target = %report.target, attempt, error = %report.message, reconnected = report.reconnected,
-                    "re-authentication failed");
-                let _ = inner.errors.send(report.clone());
-                if superseded || report.reconnected {
-                    return;
-                }
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(options.retry_max_delay);
-            }
+impl Attachable {
+    /// Whether fred will reconnect this client (it has a reconnect policy).
+    fn has_reconnect_policy(&self) -> bool {
+        match self {
+            Self::Client(c) => c.client_reconnect_policy().is_some(),
+            Self::Subscriber(c) => c.client_reconnect_policy().is_some(),
+            Self::Pool(p) => p
+                .clients()
+                .iter()
+                .all(|c| c.client_reconnect_policy().is_some()),
         }
     }
 }

@@ -20,7 +20,7 @@ use fred::clients::{Client, Pool, SubscriberClient};
 use fred::error::{Error as FredError, ErrorKind};
 use fred::interfaces::{AuthInterface, ClientInterface, ClientLike, ClusterInterface};
 use fred::types::config::Server;
-use fred::types::{Builder, ClientState, ClientUnblockFlag, RespVersion};
+use fred::types::{Builder, ClientState, ClusterHash, CustomCommand, RespVersion, Value};
 use tokio::sync::OnceCell;
 
 use crate::options::ReauthOptions;
@@ -272,16 +272,20 @@ impl Target {
     }
 }
 
+/// `CLIENT UNBLOCK <id> TIMEOUT` on the control client's own connection to `server`.
+///
+/// Sent as a custom command on purpose: fred's `client_unblock` goes through its backchannel, an extra
+/// connection that nothing would re-authenticate and that the server would close at its token's expiry.
 async fn unblock_on(control: &Client, server: &Server, id: i64) -> Result<i64, FredError> {
+    let command = CustomCommand::new_static("CLIENT", ClusterHash::Random, false);
+    let args: Vec<Value> = vec!["UNBLOCK".into(), id.into(), "TIMEOUT".into()];
     if control.is_clustered() {
         control
             .with_cluster_node(server.clone())
-            .client_unblock(id, Some(ClientUnblockFlag::Timeout))
+            .custom(command, args)
             .await
     } else {
-        control
-            .client_unblock(id, Some(ClientUnblockFlag::Timeout))
-            .await
+        control.custom(command, args).await
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{MintingProvider, config, load, settle, start_auth, wait_rotations};
+use common::{MintingProvider, builder, load, settle, start_auth, wait_rotations};
 use entraid_testkit::redis::{HarnessOptions, RedisHarness};
 use entraid_testkit::tls::TestCa;
 use fred::prelude::*;
@@ -43,9 +43,7 @@ fn assert_gateway_clean(harness: &RedisHarness, provider: &MintingProvider) {
 async fn run_single(version: RespVersion, harness: RedisHarness, prefix: &str) {
     let provider = MintingProvider::new(prefix, LIFETIME);
     let (manager, auth) = start_auth(&provider);
-    let client = Builder::from_config(config(&harness, &auth, version))
-        .build()
-        .unwrap();
+    let client = builder(&harness, &auth, version).build().unwrap();
     client.init().await.unwrap();
     let _attached = auth.attach(&client);
 
@@ -120,7 +118,7 @@ async fn pool_of_eight() {
     let harness = RedisHarness::standalone().await.unwrap();
     let provider = MintingProvider::new("pool", LIFETIME);
     let (manager, auth) = start_auth(&provider);
-    let pool = Builder::from_config(config(&harness, &auth, RespVersion::RESP3))
+    let pool = builder(&harness, &auth, RespVersion::RESP3)
         .build_pool(8)
         .unwrap();
     pool.init().await.unwrap();
@@ -151,7 +149,7 @@ async fn cluster_of_three_masters() {
     let harness = RedisHarness::cluster().await.unwrap();
     let provider = MintingProvider::new("cluster", LIFETIME);
     let (manager, auth) = start_auth(&provider);
-    let client = Builder::from_config(config(&harness, &auth, RespVersion::RESP3))
+    let client = builder(&harness, &auth, RespVersion::RESP3)
         .build()
         .unwrap();
     client.init().await.unwrap();
@@ -182,7 +180,7 @@ async fn outage_shorter_than_token_life_is_invisible() {
     let harness = RedisHarness::standalone().await.unwrap();
     let provider = MintingProvider::new("outage", Duration::from_secs(6));
     let (manager, auth) = start_auth(&provider);
-    let client = Builder::from_config(config(&harness, &auth, RespVersion::RESP3))
+    let client = builder(&harness, &auth, RespVersion::RESP3)
         .build()
         .unwrap();
     client.init().await.unwrap();

@@ -107,6 +107,13 @@ pub fn config(harness: &RedisHarness, auth: &EntraIdAuth, version: RespVersion) 
     config
 }
 
+/// A fred builder for the harness with a reconnect policy (every production client should have one).
+pub fn builder(harness: &RedisHarness, auth: &EntraIdAuth, version: RespVersion) -> Builder {
+    let mut builder = Builder::from_config(config(harness, auth, version));
+    builder.set_policy(ReconnectPolicy::new_constant(0, 50));
+    builder
+}
+
 /// Waits until the manager has delivered `count` new tokens (after the first).
 pub async fn wait_rotations(manager: &TokenManager, count: usize) {
     let mut sub = manager.subscribe();
