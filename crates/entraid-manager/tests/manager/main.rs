@@ -9,7 +9,6 @@
 mod support;
 
 mod lifecycle;
-mod logs;
 mod refresh;
 mod retry;
 mod single_flight;

@@ -1,4 +1,16 @@
 //! Observability: the tracing events the manager emits, and that none of them holds a token.
+//!
+//! A test binary of its own: tracing caches per-callsite interest process-wide, so a capturing subscriber set for
+//! one thread can miss events whose callsites other tests' threads registered at the same moment.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] functions: a failed unwrap fails the test, as it should"
+)]
+
+#[allow(dead_code, reason = "the shared support module; this binary uses part of it")]
+#[path = "manager/support.rs"]
+mod support;
 
 use std::fmt::{self, Write as _};
 use std::sync::{Arc, Mutex};
@@ -8,7 +20,7 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
 
-use crate::support::{Fail, Fake, Script, Step, next_error, next_token, secs};
+use support::{Fail, Fake, Script, Step, next_error, next_token, secs};
 
 /// A tracing subscriber that keeps every event as a line of text.
 #[derive(Clone, Default)]
