@@ -8,7 +8,10 @@
     reason = "test helpers outside #[test] functions: a failed unwrap fails the test, as it should"
 )]
 
-#[allow(dead_code, reason = "the shared support module; this binary uses part of it")]
+#[allow(
+    dead_code,
+    reason = "the shared support module; this binary uses part of it"
+)]
 #[path = "manager/support.rs"]
 mod support;
 
