@@ -162,3 +162,90 @@ impl tracing::Subscriber for CapturedLogs {
 
     fn exit(&self, _: &tracing::span::Id) {}
 }
+
+/// Fake developer tools (`az`, `azd`, `date`): shell scripts in a temporary folder, which is the whole search
+/// path handed to the credential (the process `PATH` is never changed). Scripts use absolute paths for anything
+/// they run, and each records its arguments in `<name>.args`.
+pub(crate) struct FakeTools {
+    dir: TempDir,
+}
+
+impl FakeTools {
+    pub(crate) fn new() -> Self {
+        Self {
+            dir: TempDir::new("tools"),
+        }
+    }
+
+    /// The search path: just the folder.
+    pub(crate) fn search_path(&self) -> std::ffi::OsString {
+        self.dir.path().as_os_str().to_owned()
+    }
+
+    /// Writes an executable script `name` whose body runs after the arguments are recorded.
+    pub(crate) fn script(&self, name: &str, body: &str) {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = self.dir.path().display();
+        let path = self.dir.path().join(name);
+        let text = format!("#!/bin/sh\nprintf '%s\\n' \"$@\" > '{dir}/{name}.args'\n{body}\n");
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    /// A script that prints `stdout` and exits 0.
+    pub(crate) fn prints(&self, name: &str, stdout: &str) {
+        assert!(!stdout.contains('\''), "no single quotes in fake output");
+        self.script(name, &format!("printf '%s\\n' '{stdout}'"));
+    }
+
+    /// A script that prints `stderr` on standard error and exits with `code`.
+    pub(crate) fn fails(&self, name: &str, stderr: &str, code: i32) {
+        assert!(!stderr.contains('\''), "no single quotes in fake output");
+        self.script(name, &format!("printf '%s\\n' '{stderr}' >&2\nexit {code}"));
+    }
+
+    /// The arguments the tool was last run with, or `None` when it never ran.
+    pub(crate) fn args(&self, name: &str) -> Option<Vec<String>> {
+        let text = std::fs::read_to_string(self.dir.path().join(format!("{name}.args"))).ok()?;
+        Some(text.lines().map(str::to_owned).collect())
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// `http://127.0.0.1:<port>` where nothing listens (connections are refused at once).
+pub(crate) fn closed_port_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
+
+/// Unix seconds as a civil date-time `YYYY-MM-DD HH:MM:SS` (UTC), with `sep` between date and time.
+pub(crate) fn civil(unix: i64, sep: char) -> String {
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}{sep}{:02}:{:02}:{:02}",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// The `exp` claim of a JWT.
+pub(crate) fn exp_of(jwt: &str) -> i64 {
+    entraid_core::Claims::from_jwt(jwt).unwrap().exp().unwrap()
+}

@@ -1,0 +1,362 @@
+//! The Azure CLI and Azure Developer CLI credentials, run against fake `az` / `azd` scripts that print each real
+//! output shape with a token the emulator minted: exact command lines, both `expires_on` forms, local-time
+//! `expiresOn` (with a fake `date +%z`, and without one), not installed, not logged in, AADSTS failures, the
+//! timeout (the process is killed), and garbage output.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use entraid_core::{Error, IdentityProvider, IdentityProviderResponse};
+use entraid_identity::{AzureCliCredential, AzureDeveloperCliCredential};
+use entraid_testkit::emulator::{Emulator, REDIS_RESOURCE, User};
+
+use crate::common::{FakeTools, civil, exp_of};
+
+async fn user_token() -> (Emulator, String, String) {
+    let emu = Emulator::start().await.unwrap();
+    let alice = emu.add_user(User::new("alice@contoso.com", "pw")).unwrap();
+    let token = emu.issue_token(&alice.oid, REDIS_RESOURCE).unwrap();
+    (emu, alice.oid, token)
+}
+
+fn az(tools: &FakeTools) -> AzureCliCredential {
+    AzureCliCredential::builder()
+        .search_path(tools.search_path())
+        .build()
+        .unwrap()
+}
+
+fn azd(tools: &FakeTools) -> AzureDeveloperCliCredential {
+    AzureDeveloperCliCredential::builder()
+        .search_path(tools.search_path())
+        .build()
+        .unwrap()
+}
+
+/// The token and expiry of an access-token response.
+fn access_token(response: IdentityProviderResponse) -> (String, SystemTime) {
+    match response {
+        IdentityProviderResponse::AccessToken(at) => {
+            (at.token.expose_secret().to_owned(), at.expires_on)
+        }
+        other => panic!("expected an access token, got {}", other.kind()),
+    }
+}
+
+fn at(unix: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(u64::try_from(unix).unwrap())
+}
+
+#[tokio::test]
+async fn azure_cli_current_output_with_expires_on_and_the_exact_command_line() {
+    let (emu, oid, token) = user_token().await;
+    let exp = exp_of(&token);
+    let tools = FakeTools::new();
+    // CLI >= 2.54: both `expiresOn` (local) and `expires_on` (unix); the integer wins.
+    tools.prints(
+        "az",
+        &format!(
+            r#"{{"accessToken": "{token}", "expiresOn": "{}.000000", "expires_on": {exp}, "subscription": "sub-1", "tenant": "{}", "tokenType": "Bearer"}}"#,
+            civil(exp + 7200, ' '),
+            emu.tenant_id()
+        ),
+    );
+    let credential = AzureCliCredential::builder()
+        .search_path(tools.search_path())
+        .tenant_id(emu.tenant_id())
+        .build()
+        .unwrap();
+    let (got, expires_on) = access_token(credential.request_token().await.unwrap());
+    assert_eq!(got, token);
+    assert_eq!(expires_on, at(exp));
+    assert_eq!(
+        emu.verifier().verify(&got).unwrap().claims.oid(),
+        Some(oid.as_str())
+    );
+    assert_eq!(
+        tools.args("az").unwrap(),
+        [
+            "account",
+            "get-access-token",
+            "-o",
+            "json",
+            "--resource",
+            "https://redis.azure.com",
+            "--tenant",
+            emu.tenant_id()
+        ]
+    );
+    // `expires_on` as a string works too.
+    tools.prints(
+        "az",
+        &format!(r#"{{"accessToken": "{token}", "expires_on": "{exp}", "tokenType": "Bearer"}}"#),
+    );
+    assert_eq!(
+        access_token(az(&tools).request_token().await.unwrap()).1,
+        at(exp)
+    );
+    assert!(!tools.args("az").unwrap().contains(&"--tenant".to_owned()));
+}
+
+#[tokio::test]
+async fn azure_cli_old_output_in_local_time_uses_the_local_utc_offset() {
+    let (_emu, _, token) = user_token().await;
+    let exp = exp_of(&token);
+    let tools = FakeTools::new();
+    // An old CLI: only `expiresOn`, in local time. The fake `date +%z` says the machine is at UTC+05:30.
+    tools.prints(
+        "az",
+        &format!(
+            r#"{{"accessToken": "{token}", "expiresOn": "{}.123456", "subscription": "s", "tenant": "t", "tokenType": "Bearer"}}"#,
+            civil(exp + 19_800, ' ')
+        ),
+    );
+    tools.prints("date", "+0530");
+    let (_, expires_on) = access_token(az(&tools).request_token().await.unwrap());
+    assert_eq!(expires_on, at(exp));
+    assert_eq!(tools.args("date").unwrap(), ["+%z"]);
+    // West of UTC.
+    tools.prints(
+        "az",
+        &format!(
+            r#"{{"accessToken": "{token}", "expiresOn": "{}.000000", "tokenType": "Bearer"}}"#,
+            civil(exp - 8 * 3600, ' ')
+        ),
+    );
+    tools.prints("date", "-0800");
+    assert_eq!(
+        access_token(az(&tools).request_token().await.unwrap()).1,
+        at(exp)
+    );
+}
+
+#[tokio::test]
+async fn azure_cli_local_time_without_a_date_program_falls_back_to_the_tokens_exp() {
+    let (_emu, _, token) = user_token().await;
+    let exp = exp_of(&token);
+    let tools = FakeTools::new();
+    tools.prints(
+        "az",
+        &format!(
+            r#"{{"accessToken": "{token}", "expiresOn": "{}.000000", "tokenType": "Bearer"}}"#,
+            civil(exp + 3 * 3600, ' ')
+        ),
+    );
+    // No `date` on the search path: the local offset is unknown, the JWT's exp is used.
+    assert_eq!(
+        access_token(az(&tools).request_token().await.unwrap()).1,
+        at(exp)
+    );
+    // An opaque token without `exp` and no offset: a clear error.
+    tools.prints(
+        "az",
+        r#"{"accessToken": "opaque-token-VALUE", "expiresOn": "2030-01-01 00:00:00.000000", "tokenType": "Bearer"}"#,
+    );
+    let err = az(&tools).request_token().await.unwrap_err();
+    assert!(matches!(err, Error::InvalidResponse { .. }), "{err}");
+    assert!(
+        err.to_string().contains("no usable expiry")
+            && !err.to_string().contains("opaque-token-VALUE")
+    );
+}
+
+#[tokio::test]
+async fn azure_cli_not_installed_and_not_logged_in_are_unavailable() {
+    let tools = FakeTools::new();
+    let err = az(&tools).request_token().await.unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+    assert!(
+        err.to_string().contains("not found") && err.to_string().contains("`az login`"),
+        "{err}"
+    );
+    // A wrapper that exits 127 (command not found).
+    tools.fails("az", "/usr/bin/az: line 2: python3: command not found", 127);
+    let err = az(&tools).request_token().await.unwrap_err();
+    assert!(
+        err.is_unavailable() && err.to_string().contains("not installed"),
+        "{err}"
+    );
+    for stderr in [
+        "ERROR: Please run 'az login' to setup account.",
+        "ERROR: Please run \"az account set\" to select a subscription.",
+    ] {
+        tools.script(
+            "az",
+            &format!("echo \"{}\" >&2; exit 1", stderr.replace('"', "\\\"")),
+        );
+        let err = az(&tools).request_token().await.unwrap_err();
+        assert!(err.is_unavailable(), "{stderr}: {err}");
+        assert!(err.to_string().contains("run `az login`"), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn azure_cli_aadsts_failures_fail_and_count_as_unavailable_in_a_chain() {
+    let tools = FakeTools::new();
+    tools.fails(
+        "az",
+        "ERROR: AADSTS70043: The refresh token has expired or is invalid due to sign-in frequency checks by conditional access. Please run az login.",
+        1,
+    );
+    let err = az(&tools).request_token().await.unwrap_err();
+    assert!(matches!(err, Error::AuthenticationFailed { .. }), "{err}");
+    assert!(err.to_string().contains("AADSTS70043"), "{err}");
+    let in_chain = AzureCliCredential::builder()
+        .search_path(tools.search_path())
+        .in_chain(true)
+        .build()
+        .unwrap();
+    let err = in_chain.request_token().await.unwrap_err();
+    assert!(
+        err.is_unavailable() && err.to_string().contains("AADSTS70043"),
+        "{err}"
+    );
+    // Output that is not JSON: an invalid response that does not quote it.
+    tools.prints("az", "not json: secret-looking-OUTPUT");
+    let err = az(&tools).request_token().await.unwrap_err();
+    assert!(matches!(err, Error::InvalidResponse { .. }), "{err}");
+    assert!(!err.to_string().contains("secret-looking-OUTPUT"), "{err}");
+}
+
+#[tokio::test]
+async fn azure_cli_is_killed_after_its_timeout() {
+    let tools = FakeTools::new();
+    tools.script(
+        "az",
+        &format!(
+            "echo $$ > '{}/az.pid'\nexec /bin/sleep 30",
+            tools.dir().display()
+        ),
+    );
+    let credential = AzureCliCredential::builder()
+        .search_path(tools.search_path())
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = credential.request_token().await.unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let pid = std::fs::read_to_string(tools.dir().join("az.pid")).unwrap();
+    let proc = std::path::Path::new("/proc").join(pid.trim());
+    assert!(
+        !proc.exists(),
+        "the timed-out az (pid {}) is still running",
+        pid.trim()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_default_timeout_is_ten_seconds_on_tokios_clock() {
+    let tools = FakeTools::new();
+    tools.script("az", "exec /bin/sleep 60");
+    let started = tokio::time::Instant::now();
+    let err = az(&tools).request_token().await.unwrap_err();
+    assert!(
+        matches!(err, Error::Timeout { after, .. } if after == Duration::from_secs(10)),
+        "{err}"
+    );
+    assert_eq!(started.elapsed(), Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn azure_developer_cli_output_command_line_and_failures() {
+    let (emu, oid, token) = user_token().await;
+    let exp = exp_of(&token);
+    let tools = FakeTools::new();
+    tools.prints(
+        "azd",
+        &format!(
+            r#"{{"token": "{token}", "expiresOn": "{}Z"}}"#,
+            civil(exp, 'T')
+        ),
+    );
+    let credential = AzureDeveloperCliCredential::builder()
+        .search_path(tools.search_path())
+        .tenant_id(emu.tenant_id())
+        .build()
+        .unwrap();
+    let (got, expires_on) = access_token(credential.request_token().await.unwrap());
+    assert_eq!(expires_on, at(exp));
+    assert_eq!(
+        emu.verifier().verify(&got).unwrap().claims.oid(),
+        Some(oid.as_str())
+    );
+    assert_eq!(
+        tools.args("azd").unwrap(),
+        [
+            "auth",
+            "token",
+            "-o",
+            "json",
+            "--no-prompt",
+            "--scope",
+            "https://redis.azure.com/.default",
+            "--tenant-id",
+            emu.tenant_id()
+        ]
+    );
+    // Fractional seconds, as azd prints them.
+    tools.prints(
+        "azd",
+        &format!(
+            r#"{{"token": "{token}", "expiresOn": "{}.000Z"}}"#,
+            civil(exp, 'T')
+        ),
+    );
+    assert_eq!(
+        access_token(azd(&tools).request_token().await.unwrap()).1,
+        at(exp)
+    );
+
+    // Not logged in: azd prints a JSON console message on standard error.
+    tools.fails(
+        "azd",
+        r#"{"type":"consoleMessage","timestamp":"2025-06-17T10:30:00Z","data":{"message":"\nERROR: fetching token: not logged in, run `azd auth login` to login\n"}}"#,
+        1,
+    );
+    let err = azd(&tools).request_token().await.unwrap_err();
+    assert!(
+        err.is_unavailable() && err.to_string().contains("run `azd auth login`"),
+        "{err}"
+    );
+    tools.fails(
+        "azd",
+        r#"{"type":"consoleMessage","data":{"message":"ERROR: fetching token: AADSTS700082: The refresh token has expired due to inactivity. run `azd auth login`"}}"#,
+        1,
+    );
+    let err = azd(&tools).request_token().await.unwrap_err();
+    assert!(matches!(err, Error::AuthenticationFailed { .. }), "{err}");
+    assert!(err.to_string().contains("AADSTS700082"), "{err}");
+    std::fs::remove_file(tools.dir().join("azd")).unwrap();
+    let err = azd(&tools).request_token().await.unwrap_err();
+    assert!(
+        err.is_unavailable() && err.to_string().contains("azd auth login"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn scopes_and_tenants_are_validated_before_anything_runs() {
+    for bad in ["https://x/.default --debug", "$(reboot)", "a;b", "-o"] {
+        assert!(matches!(
+            AzureCliCredential::builder().scope(bad).build(),
+            Err(Error::Configuration { .. })
+        ));
+        assert!(matches!(
+            AzureDeveloperCliCredential::builder().scope(bad).build(),
+            Err(Error::Configuration { .. })
+        ));
+    }
+    assert!(
+        AzureDeveloperCliCredential::builder()
+            .tenant_id("t/../x")
+            .build()
+            .is_err()
+    );
+    let custom = AzureCliCredential::builder()
+        .scope("api://my-app/.default")
+        .search_path("/nonexistent")
+        .build()
+        .unwrap();
+    assert!(custom.arguments().contains(&"api://my-app"));
+}
