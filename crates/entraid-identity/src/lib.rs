@@ -173,7 +173,12 @@ pub use developer_cli::{AzureDeveloperCliCredential, AzureDeveloperCliCredential
 #[cfg(feature = "oidc-discovery")]
 pub use discovery::{OidcDiscovery, OpenIdConfiguration};
 
-#[cfg(feature = "refresh-token")]
+#[cfg(any(
+    feature = "client-secret",
+    feature = "client-certificate",
+    feature = "workload-identity",
+    feature = "refresh-token"
+))]
 pub use confidential::AZURE_CLI_CLIENT_ID;
 
 #[cfg(feature = "refresh-token")]
