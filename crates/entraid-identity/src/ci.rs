@@ -63,6 +63,45 @@ fn token_field(
         })
 }
 
+/// A CI system's OIDC token endpoint: GitHub (`GET`, answer field `value`) or Azure Pipelines (`POST` with an
+/// empty body and `X-TFS-FedAuthRedirect: Suppress`, answer field `oidcToken`), with its bearer token.
+struct OidcEndpoint {
+    credential: &'static str,
+    url: Url,
+    token: Secret,
+    post: bool,
+    field: &'static str,
+    hint: &'static str,
+}
+
+impl fmt::Debug for OidcEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OidcEndpoint")
+            .field("url", &self.url.as_str())
+            .field("post", &self.post)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FetchAssertion for OidcEndpoint {
+    fn fetch<'a>(&'a self, http: &'a HttpClient) -> BoxFuture<'a, Result<Secret, Error>> {
+        Box::pin(async move {
+            let request = if self.post {
+                Request::post_empty(self.credential, self.url.clone())
+                    .header("x-tfs-fedauthredirect", "Suppress")?
+            } else {
+                Request::get(self.credential, self.url.clone())
+            };
+            let bearer = Secret::new(format!("Bearer {}", self.token.expose_secret()));
+            let request = request
+                .header("accept", "application/json")?
+                .secret_header("authorization", &bearer)?;
+            let response = http.send(request).await?;
+            token_field(self.credential, response, self.field, self.hint)
+        })
+    }
+}
+
 /// The variable's value, or the name pushed onto `missing`.
 fn required<T>(value: Option<T>, name: &'static str, missing: &mut Vec<&'static str>) -> Option<T> {
     if value.is_none() {
@@ -91,39 +130,6 @@ mod github {
     use super::*;
 
     const NAME: &str = "GitHubActions";
-
-    struct GitHubOidc {
-        url: Url,
-        token: Secret,
-    }
-
-    impl fmt::Debug for GitHubOidc {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.debug_struct("GitHubOidc")
-                .field("url", &self.url.as_str())
-                .finish_non_exhaustive()
-        }
-    }
-
-    impl FetchAssertion for GitHubOidc {
-        fn fetch<'a>(&'a self, http: &'a HttpClient) -> BoxFuture<'a, Result<Secret, Error>> {
-            Box::pin(async move {
-                let request = Request::get(NAME, self.url.clone())
-                    .header("accept", "application/json")?
-                    .secret_header(
-                        "authorization",
-                        &Secret::new(format!("Bearer {}", self.token.expose_secret())),
-                    )?;
-                let response = http.send(request).await?;
-                token_field(
-                    NAME,
-                    response,
-                    "value",
-                    "does the workflow have `permissions: id-token: write`?",
-                )
-            })
-        }
-    }
 
     /// A GitHub Actions workflow, federated with an app in Entra ID.
     ///
@@ -232,7 +238,14 @@ mod github {
                 "audience",
                 self.audience.as_deref().unwrap_or(FEDERATED_AUDIENCE),
             );
-            let fetcher = GitHubOidc { url, token };
+            let fetcher = OidcEndpoint {
+                credential: NAME,
+                url,
+                token,
+                post: false,
+                field: "value",
+                hint: "does the workflow have `permissions: id-token: write`?",
+            };
             Ok(GitHubActionsCredential(
                 ClientAssertionCredentialBuilder::build_fetching(
                     self.common,
@@ -264,40 +277,6 @@ mod pipelines {
     use super::*;
 
     const NAME: &str = "AzurePipelines";
-
-    struct PipelinesOidc {
-        url: Url,
-        token: Secret,
-    }
-
-    impl fmt::Debug for PipelinesOidc {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.debug_struct("PipelinesOidc")
-                .field("url", &self.url.as_str())
-                .finish_non_exhaustive()
-        }
-    }
-
-    impl FetchAssertion for PipelinesOidc {
-        fn fetch<'a>(&'a self, http: &'a HttpClient) -> BoxFuture<'a, Result<Secret, Error>> {
-            Box::pin(async move {
-                let request = Request::post_empty(NAME, self.url.clone())
-                    .header("accept", "application/json")?
-                    .header("x-tfs-fedauthredirect", "Suppress")?
-                    .secret_header(
-                        "authorization",
-                        &Secret::new(format!("Bearer {}", self.token.expose_secret())),
-                    )?;
-                let response = http.send(request).await?;
-                token_field(
-                    NAME,
-                    response,
-                    "oidcToken",
-                    "check the service connection id and that the task passes System.AccessToken",
-                )
-            })
-        }
-    }
 
     /// An Azure Pipelines job using a service connection with workload identity federation.
     ///
@@ -412,7 +391,14 @@ mod pipelines {
             url.query_pairs_mut()
                 .append_pair("api-version", "7.1")
                 .append_pair("serviceConnectionId", &connection);
-            let fetcher = PipelinesOidc { url, token };
+            let fetcher = OidcEndpoint {
+                credential: NAME,
+                url,
+                token,
+                post: true,
+                field: "oidcToken",
+                hint: "check the service connection id and that the task passes System.AccessToken",
+            };
             Ok(AzurePipelinesCredential(
                 ClientAssertionCredentialBuilder::build_fetching(
                     self.common,

@@ -293,87 +293,76 @@ impl DefaultAzureCredentialBuilder {
         env: &Env,
         single: bool,
     ) -> Result<SharedIdentityProvider, Error> {
+        /// Applies the options that are set (`Some`) to a builder, by method name.
+        macro_rules! set {
+            ($b:ident, $($method:ident = $value:expr),+) => {
+                $(if let Some(value) = $value.clone() {
+                    $b = $b.$method(value);
+                })+
+            };
+        }
+        let mi_client_id = self
+            .managed_identity_client_id
+            .clone()
+            .or_else(|| env.get("AZURE_CLIENT_ID"))
+            .map(UserAssignedId::ClientId);
+        let probe = (!single).then(|| self.probe_timeout.unwrap_or(IMDS_PROBE_TIMEOUT));
         Ok(match link {
             ChainLink::Environment => {
                 let mut b = EnvironmentCredential::builder().env(env.clone());
-                if let Some(http) = &self.http {
-                    b = b.http_client(http.clone());
-                }
-                if let Some(scope) = &self.scope {
-                    b = b.scope(scope.clone());
-                }
-                if let Some(host) = &self.authority_host {
-                    b = b.authority_host(host.clone());
-                }
+                set!(
+                    b,
+                    http_client = self.http,
+                    scope = self.scope,
+                    authority_host = self.authority_host
+                );
                 SharedIdentityProvider::new(b.build()?)
             }
             ChainLink::WorkloadIdentity => {
                 let mut b = WorkloadIdentityCredential::builder().env(env.clone());
-                if let Some(http) = &self.http {
-                    b = b.http_client(http.clone());
-                }
-                if let Some(scope) = &self.scope {
-                    b = b.scope(scope.clone());
-                }
-                if let Some(host) = &self.authority_host {
-                    b = b.authority_host(host.clone());
-                }
+                set!(
+                    b,
+                    http_client = self.http,
+                    scope = self.scope,
+                    authority_host = self.authority_host
+                );
                 SharedIdentityProvider::new(b.build()?)
             }
             ChainLink::ManagedIdentity => {
                 let mut b = ManagedIdentityCredential::builder().env(env.clone());
-                if let Some(http) = &self.http {
-                    b = b.http_client(http.clone());
-                }
-                if let Some(scope) = &self.scope {
-                    b = b.scope(scope.clone());
-                }
-                if let Some(id) = self
-                    .managed_identity_client_id
-                    .clone()
-                    .or_else(|| env.get("AZURE_CLIENT_ID"))
-                {
-                    b = b.user_assigned(UserAssignedId::ClientId(id));
-                }
-                if !single {
-                    b = b.imds_probe(self.probe_timeout.unwrap_or(IMDS_PROBE_TIMEOUT));
-                }
+                set!(
+                    b,
+                    http_client = self.http,
+                    scope = self.scope,
+                    user_assigned = mi_client_id,
+                    imds_probe = probe
+                );
                 SharedIdentityProvider::new(b.build()?)
             }
             ChainLink::AzureCli => {
                 let mut b = AzureCliCredential::builder()
                     .env(env.clone())
                     .in_chain(!single);
-                if let Some(path) = &self.search_path {
-                    b = b.search_path(path.clone());
-                }
-                if let Some(timeout) = self.cli_timeout {
-                    b = b.timeout(timeout);
-                }
-                if let Some(tenant) = &self.tenant_id {
-                    b = b.tenant_id(tenant.clone());
-                }
-                if let Some(scope) = &self.scope {
-                    b = b.scope(scope.clone());
-                }
+                set!(
+                    b,
+                    search_path = self.search_path,
+                    timeout = self.cli_timeout,
+                    tenant_id = self.tenant_id,
+                    scope = self.scope
+                );
                 SharedIdentityProvider::new(b.build()?)
             }
             ChainLink::AzureDeveloperCli => {
                 let mut b = AzureDeveloperCliCredential::builder()
                     .env(env.clone())
                     .in_chain(!single);
-                if let Some(path) = &self.search_path {
-                    b = b.search_path(path.clone());
-                }
-                if let Some(timeout) = self.cli_timeout {
-                    b = b.timeout(timeout);
-                }
-                if let Some(tenant) = &self.tenant_id {
-                    b = b.tenant_id(tenant.clone());
-                }
-                if let Some(scope) = &self.scope {
-                    b = b.scope(scope.clone());
-                }
+                set!(
+                    b,
+                    search_path = self.search_path,
+                    timeout = self.cli_timeout,
+                    tenant_id = self.tenant_id,
+                    scope = self.scope
+                );
                 SharedIdentityProvider::new(b.build()?)
             }
         })
