@@ -12,6 +12,16 @@
 //! | client certificate from PKCS#12 / PFX | `ClientCertificate::from_pkcs12` | `pkcs12` |
 //! | workload identity (AKS), any federated assertion (callback or file) | `WorkloadIdentityCredential`, `ClientAssertionCredential` | `workload-identity` |
 //! | environment (`AZURE_CLIENT_SECRET`, `AZURE_CLIENT_CERTIFICATE_PATH`) | `EnvironmentCredential` | `environment` |
+//! | default chain (environment → workload identity → managed identity → Azure CLI → azd), `AZURE_TOKEN_CREDENTIALS` | `DefaultAzureCredential` | `default-chain` |
+//! | any providers in order, yours included | `ChainedCredential` | `chain` |
+//! | Azure CLI, Azure Developer CLI | `AzureCliCredential`, `AzureDeveloperCliCredential` | `azure-cli`, `azure-developer-cli` |
+//! | device code | `DeviceCodeCredential` | `device-code` |
+//! | interactive browser (authorization code + PKCE S256) | `InteractiveBrowserCredential` | `interactive-browser` |
+//! | username + password (ROPC, deprecated by Microsoft) | `UsernamePasswordCredential` | `username-password` |
+//! | on-behalf-of (secret or certificate) | `OnBehalfOfCredential` | `on-behalf-of` |
+//! | refresh token (automatic in every user flow) | `RefreshTokenCredential` | `refresh-token` |
+//! | OpenID Connect discovery, cached per authority | `OidcDiscovery` | `oidc-discovery` |
+//! | GitHub Actions, Azure Pipelines federation | `GitHubActionsCredential`, `AzurePipelinesCredential` | `github-actions`, `azure-pipelines` |
 //!
 //! Every feature is on by default; features are additive and never change another flow's behaviour.
 //!
