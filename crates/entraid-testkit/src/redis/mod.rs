@@ -34,6 +34,7 @@ mod client;
 mod cluster;
 pub mod gateway;
 mod resp;
+mod scan;
 mod server;
 
 pub use client::{RespClient, RespStream};
