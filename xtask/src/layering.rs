@@ -131,6 +131,32 @@ impl Graph {
         Ok(graph)
     }
 
+    /// Reads `cargo tree -p <root> -e normal,build --prefix depth --format {p}` output: the packages `root` pulls
+    /// with the features a build of `root` alone resolves.
+    pub(crate) fn from_cargo_tree(root: &str, output: &str) -> Self {
+        let mut graph = Graph::default();
+        graph.members.insert(root.to_owned());
+        let mut stack: Vec<String> = Vec::new();
+        for line in output.lines() {
+            let digits = line.chars().take_while(char::is_ascii_digit).count();
+            let Ok(depth) = line[..digits].parse::<usize>() else {
+                continue;
+            };
+            let Some(name) = line[digits..].split_whitespace().next() else {
+                continue;
+            };
+            stack.truncate(depth);
+            if let Some(parent) = stack.last() {
+                graph.edges.entry(parent.clone()).or_default().insert(Edge {
+                    to: name.to_owned(),
+                    dev_only: false,
+                });
+            }
+            stack.push(name.to_owned());
+        }
+        graph
+    }
+
     /// Every package `start` pulls through normal and build dependencies, with one path to each.
     fn reachable(&self, start: &str) -> BTreeMap<String, Vec<String>> {
         let mut paths: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -168,23 +194,46 @@ fn banned(name: &str) -> bool {
     })
 }
 
-/// Every violation of the layering rules, as readable lines.
+/// The workspace crates that have layering rules.
+pub(crate) fn ruled_crates() -> impl Iterator<Item = &'static str> {
+    LAYER_RULES.iter().map(|(krate, _)| *krate)
+}
+
+/// Every violation of the layering rules in one graph (tests build one graph for everything).
+#[cfg(test)]
 pub(crate) fn check(graph: &Graph) -> Vec<String> {
+    let mut violations: Vec<String> = ruled_crates()
+        .flat_map(|krate| check_layer(krate, graph))
+        .collect();
+    violations.extend(check_workspace(graph));
+    violations
+}
+
+/// The layer rule of `krate`, over a graph of what `krate` pulls (for real runs: its own `cargo tree`, so features
+/// other workspace crates enable do not count).
+pub(crate) fn check_layer(krate: &str, graph: &Graph) -> Vec<String> {
     let mut violations = Vec::new();
-    for (krate, forbidden) in LAYER_RULES {
-        if !graph.members.contains(*krate) {
-            continue;
-        }
-        let reachable = graph.reachable(krate);
-        for dep in *forbidden {
-            if let Some(path) = reachable.get(*dep) {
-                violations.push(format!(
-                    "{krate} must not depend on {dep} (path: {})",
-                    path.join(" -> ")
-                ));
-            }
+    let Some((_, forbidden)) = LAYER_RULES.iter().find(|(k, _)| *k == krate) else {
+        return violations;
+    };
+    if !graph.members.contains(krate) {
+        return violations;
+    }
+    let reachable = graph.reachable(krate);
+    for dep in *forbidden {
+        if let Some(path) = reachable.get(*dep) {
+            violations.push(format!(
+                "{krate} must not depend on {dep} (path: {})",
+                path.join(" -> ")
+            ));
         }
     }
+    violations
+}
+
+/// The workspace-wide rules: who may use fred directly, and crates banned everywhere (dev-dependencies included).
+pub(crate) fn check_workspace(graph: &Graph) -> Vec<String> {
+    let mut violations = Vec::new();
     for member in &graph.members {
         if FRED_ALLOWED.contains(&member.as_str()) {
             continue;
@@ -307,6 +356,24 @@ mod tests {
     }
 
     #[test]
+    fn reads_cargo_tree_output() {
+        let output = "0entraid-example v0.1.0 (/x)\n1entraid-fred v0.1.0 (/y)\n2fred v10.1.0\n3tokio v1.0.0\n2entraid-core v0.1.0\n1tokio v1.0.0 (*)\n";
+        let graph = Graph::from_cargo_tree("entraid-example", output);
+        let reachable = graph.reachable("entraid-example");
+        assert_eq!(
+            reachable["fred"],
+            vec!["entraid-example", "entraid-fred", "fred"]
+        );
+        assert_eq!(
+            reachable["entraid-core"],
+            vec!["entraid-example", "entraid-fred", "entraid-core"]
+        );
+        assert!(reachable.contains_key("tokio"));
+        let graph = Graph::from_cargo_tree("entraid-core", "0entraid-core v0.1.0\n1tokio v1\n");
+        assert_eq!(check_layer("entraid-core", &graph).len(), 1);
+    }
+
+    #[test]
     fn reads_real_cargo_metadata() {
         let output =
             std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
@@ -319,6 +386,8 @@ mod tests {
         assert!(graph.members().contains("entraid-core"));
         assert!(graph.members().contains("xtask"));
         assert!(graph.reachable("entraid-core").contains_key("serde"));
-        assert_eq!(check(&graph), Vec::<String>::new());
+        // Metadata unifies features across the workspace, so only the workspace-wide rules apply to it; the layer
+        // rules run on each crate's own `cargo tree` (see `main.rs`).
+        assert_eq!(check_workspace(&graph), Vec::<String>::new());
     }
 }

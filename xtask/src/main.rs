@@ -175,7 +175,37 @@ fn layering() -> Result<(), String> {
         ));
     }
     let graph = layering::Graph::from_metadata(&output.stdout)?;
-    let violations = layering::check(&graph);
+    let mut violations = layering::check_workspace(&graph);
+    // Layer rules: what each crate pulls when built alone, with default and with all features.
+    for krate in layering::ruled_crates().filter(|k| graph.members().contains(*k)) {
+        for features in [None, Some("--all-features")] {
+            let mut tree = cargo();
+            tree.args([
+                "tree",
+                "-p",
+                krate,
+                "-e",
+                "normal,build",
+                "--prefix",
+                "depth",
+                "--format",
+                "{p}",
+            ]);
+            tree.args(features);
+            let output = tree.output().map_err(|e| format!("cargo tree: {e}"))?;
+            if !output.status.success() {
+                return Err(format!(
+                    "cargo tree -p {krate} failed: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                ));
+            }
+            let tree =
+                layering::Graph::from_cargo_tree(krate, &String::from_utf8_lossy(&output.stdout));
+            violations.extend(layering::check_layer(krate, &tree));
+        }
+    }
+    violations.sort();
+    violations.dedup();
     if violations.is_empty() {
         println!(
             "layering: ok ({} workspace crates checked)",

@@ -71,7 +71,7 @@ async fn setup(connections: usize, cluster: bool) -> Setup {
                 .collect(),
         )
     } else {
-        ServerConfig::new_centralized(&addrs[0].ip().to_string(), addrs[0].port())
+        ServerConfig::new_centralized(addrs[0].ip().to_string(), addrs[0].port())
     };
     let mut clients = Vec::new();
     let mut attachments = Vec::new();

@@ -17,8 +17,8 @@ use tokio::sync::{Notify, broadcast, watch};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use entraid_core::Token;
-use entraid_manager::{Subscription, TokenEvent, TokenManager};
+use entraid_core::{Error, IdentityProvider, Token};
+use entraid_manager::{Subscription, TokenEvent, TokenManager, TokenManagerOptions};
 use fred::interfaces::ClientLike;
 
 use crate::credentials::EntraCredentialProvider;
@@ -198,6 +198,18 @@ impl EntraIdAuth {
         }
     }
 
+    /// Any identity provider (your own, or one from `entraid_identity` configured your way) with these token
+    /// manager options. Must be called inside a tokio runtime.
+    ///
+    /// # Errors
+    /// Invalid options, or no tokio runtime.
+    pub fn from_provider(
+        provider: impl IdentityProvider + 'static,
+        options: TokenManagerOptions,
+    ) -> Result<Self, Error> {
+        Ok(Self::new(TokenManager::start(provider, options)?))
+    }
+
     fn inner(&self) -> &Arc<Inner> {
         &self.handle.inner
     }
@@ -213,6 +225,18 @@ impl EntraIdAuth {
         config.username = None;
         config.password = None;
         config.credential_provider = Some(self.credential_provider());
+    }
+
+    /// A fred [`Builder`](fred::types::Builder) for `config`, authenticated by this (see
+    /// [`configure`](Self::configure)) and, unless you set one later, with a reconnect policy (exponential,
+    /// 100 ms to 10 s, unlimited attempts) so that clients can be reconnected when re-authentication cannot help.
+    pub fn fred_builder(&self, mut config: fred::types::config::Config) -> fred::types::Builder {
+        self.configure(&mut config);
+        let mut builder = fred::types::Builder::from_config(config);
+        builder.set_policy(fred::types::config::ReconnectPolicy::new_exponential(
+            0, 100, 10_000, 2,
+        ));
+        builder
     }
 
     /// Attaches a client, subscriber or pool: each new token is pushed to all its live connections.

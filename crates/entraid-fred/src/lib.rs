@@ -26,8 +26,13 @@
 mod auth;
 mod credentials;
 mod options;
+#[cfg(feature = "identity")]
+mod quickstart;
 mod stats;
 mod target;
+
+/// The fred crate this adapter is built for, re-exported so an application can use the exact same version.
+pub use fred;
 
 pub use auth::{Attachment, EntraIdAuth, ReauthError};
 pub use credentials::EntraCredentialProvider;

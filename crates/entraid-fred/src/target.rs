@@ -98,12 +98,12 @@ pub(crate) struct Target {
 
 impl Drop for Target {
     fn drop(&mut self) {
-        if let Some(control) = self.control.take() {
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(async move {
-                    let _ = control.quit().await;
-                });
-            }
+        if let (Some(control), Ok(runtime)) =
+            (self.control.take(), tokio::runtime::Handle::try_current())
+        {
+            runtime.spawn(async move {
+                let _ = control.quit().await;
+            });
         }
     }
 }
@@ -133,12 +133,10 @@ impl Target {
         options: &ReauthOptions,
         counters: &Arc<Counters>,
     ) -> Result<Outcome, FredError> {
-        if let Some(control) = self.control.get() {
-            if is_live(control) {
-                control
-                    .auth(Some(username.to_owned()), password.to_owned())
-                    .await?;
-            }
+        if let Some(control) = self.control.get().filter(|c| is_live(*c)) {
+            control
+                .auth(Some(username.to_owned()), password.to_owned())
+                .await?;
         }
         match &self.attachable {
             Attachable::Client(client) => {

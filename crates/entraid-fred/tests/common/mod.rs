@@ -93,7 +93,7 @@ pub fn config(harness: &RedisHarness, auth: &EntraIdAuth, version: RespVersion) 
                 .collect(),
         )
     } else {
-        ServerConfig::new_centralized(&addrs[0].ip().to_string(), addrs[0].port())
+        ServerConfig::new_centralized(addrs[0].ip().to_string(), addrs[0].port())
     };
     let mut config = Config {
         server,
