@@ -46,7 +46,7 @@
 //! A request the gateway cannot frame (a RESP protocol error) is forwarded as is, with everything after it; the
 //! backend answers with its protocol error and closes the connection, as redis-server does.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,6 +63,7 @@ use tokio::time::Instant;
 
 use super::Error;
 use super::resp::{Request, encode_command, parse_request};
+use super::scan::{Frame, ReplyScanner};
 use crate::keys::{JwtVerifier, TestKey};
 
 /// The audience Azure Managed Redis and Azure Cache for Redis accept.
@@ -443,18 +444,393 @@ fn deadline_for(exp: i64) -> Instant {
     Instant::now() + exp.saturating_sub(unix_now())
 }
 
-/// Per-connection protocol state, tracked from the client's commands.
+/// A change to a connection's credentials state, made when the server has executed the command that asks for it.
+#[derive(Default)]
+struct Effect {
+    /// `RESET`: not authenticated any more, RESP2, no subscriptions.
+    reset: bool,
+    /// An accepted `AUTH` / `HELLO ... AUTH`: the token's user and expiry.
+    auth: Option<ValidToken>,
+    /// `HELLO 2|3`: the new protocol.
+    protocol: Option<u8>,
+}
+
+/// The type of a subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SubType {
+    Channel,
+    Pattern,
+    Shard,
+}
+
+/// A subscription command, or the confirmation the server sends for each of its arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SubKind {
+    ty: SubType,
+    subscribe: bool,
+}
+
+impl SubKind {
+    const ALL: [(&'static str, SubType, bool); 6] = [
+        ("subscribe", SubType::Channel, true),
+        ("unsubscribe", SubType::Channel, false),
+        ("psubscribe", SubType::Pattern, true),
+        ("punsubscribe", SubType::Pattern, false),
+        ("ssubscribe", SubType::Shard, true),
+        ("sunsubscribe", SubType::Shard, false),
+    ];
+
+    /// The command `name` (any case), if it is a (P|S)(UN)SUBSCRIBE.
+    fn of_command(name: &[u8]) -> Option<Self> {
+        Self::ALL
+            .iter()
+            .find(|(n, ..)| is(name, n))
+            .map(|&(_, ty, subscribe)| Self { ty, subscribe })
+    }
+
+    /// The confirmation whose first element is `first` (lower case, as the server writes it).
+    fn of_confirmation(first: &[u8]) -> Option<Self> {
+        Self::ALL
+            .iter()
+            .find(|(n, ..)| n.as_bytes() == first)
+            .map(|&(_, ty, subscribe)| Self { ty, subscribe })
+    }
+}
+
+/// Whether a RESP2 pub/sub array with this first element is a published message (not a reply, not a confirmation).
+fn is_message(first: &[u8]) -> bool {
+    matches!(first, b"message" | b"pmessage" | b"smessage")
+}
+
+/// What the gateway expects the server to send for the requests it forwarded, in request order.
+enum Expect {
+    /// This many ordinary replies.
+    Replies(u64),
+    /// One reply; then apply `effect` if the reply is not an error (or whatever it is, when `always`).
+    Effect { effect: Effect, always: bool },
+    /// `EXEC`: one reply; then apply the effects queued in the transaction if it is an array (not an `EXECABORT`
+    /// error, not the null of a transaction a `WATCH` aborted).
+    Exec(Vec<Effect>),
+    /// A (P|S)(UN)SUBSCRIBE outside `MULTI`: confirmations of this kind (pushes in RESP3, arrays in RESP2), one
+    /// per argument (`Some(n)`), or, for an unsubscribe from everything (`None`), until none of that type is left;
+    /// or instead one error reply (wrong arity, `CROSSSLOT`, `MOVED`, ...).
+    Subscription { kind: SubKind, left: Option<u64> },
+    /// A command whose reply the server suppresses (`CLIENT REPLY OFF|SKIP`): apply `effect` when a later reply
+    /// arrives, which shows the server has executed it.
+    Silent(Effect),
+    /// The replies cannot be followed from here on (`MONITOR`, `SYNC`, a request the gateway could not frame, ...):
+    /// stop counting; no later credential change takes effect.
+    Stop,
+}
+
+/// The reply side of a connection: counts the server's replies and applies each credential change when the
+/// reply to its command arrives. Shared (behind a mutex) with the request side, which queues what it expects.
+struct Tracker {
+    shared: Arc<Shared>,
+    id: u64,
+    deadline: watch::Sender<Option<Instant>>,
+    queue: VecDeque<Expect>,
+    scanner: ReplyScanner,
+    stopped: bool,
+    /// As the server sees it: changed by the replies, not the requests.
+    authenticated: bool,
+    protocol: u8,
+    /// Subscriptions of each type, from the counts in the server's confirmations.
+    channels: u64,
+    patterns: u64,
+    shard_channels: u64,
+}
+
+impl Tracker {
+    fn new(shared: Arc<Shared>, id: u64, deadline: watch::Sender<Option<Instant>>) -> Self {
+        Self {
+            shared,
+            id,
+            deadline,
+            queue: VecDeque::new(),
+            scanner: ReplyScanner::default(),
+            stopped: false,
+            authenticated: false,
+            protocol: 2,
+            channels: 0,
+            patterns: 0,
+            shard_channels: 0,
+        }
+    }
+
+    /// Queues what the server will send for the next request.
+    fn expect(&mut self, expect: Expect) {
+        if self.stopped {
+            return;
+        }
+        if let Expect::Replies(n) = expect
+            && let Some(Expect::Replies(m)) = self.queue.back_mut()
+        {
+            *m += n;
+            return;
+        }
+        self.queue.push_back(expect);
+        self.settle();
+    }
+
+    fn stop(&mut self, why: &'static str) {
+        if !self.stopped {
+            tracing::debug!(id = self.id, why, "gateway stopped following replies: credential changes no longer take effect on this connection");
+        }
+        self.stopped = true;
+        self.queue.clear();
+    }
+
+    /// Counts the replies in bytes the server sent (before they are relayed to the client).
+    fn on_bytes(&mut self, data: &[u8]) {
+        if self.stopped {
+            return;
+        }
+        let mut scanner = std::mem::take(&mut self.scanner);
+        let scanned = scanner.feed(data, &mut |frame| self.on_frame(frame));
+        self.scanner = scanner;
+        if scanned.is_err() {
+            self.stop("a reply could not be framed");
+        }
+    }
+
+    fn subscribed(&self) -> bool {
+        self.channels + self.patterns + self.shard_channels > 0
+    }
+
+    /// Whether the next reply-producing entry is a subscription.
+    fn awaiting_subscription(&self) -> bool {
+        self.queue
+            .iter()
+            .find(|e| !matches!(e, Expect::Silent(_)))
+            .is_some_and(|e| matches!(e, Expect::Subscription { .. }))
+    }
+
+    fn on_frame(&mut self, frame: &Frame) {
+        if self.stopped {
+            return;
+        }
+        if frame.is_push() {
+            // RESP3: messages, invalidations and subscription confirmations are pushes, never replies.
+            if let Some(kind) = frame.first().and_then(SubKind::of_confirmation) {
+                self.on_confirmation(kind, frame.third);
+            }
+            return;
+        }
+        if self.protocol == 2
+            && frame.is_array()
+            && (self.subscribed() || self.awaiting_subscription())
+            && let Some(first) = frame.first()
+        {
+            // RESP2 pub/sub: messages and confirmations are arrays. In this state the only other replies are
+            // errors, `+OK` (QUIT), `+RESET` and PING's `["pong", ...]`, so they cannot be mistaken.
+            if is_message(first) {
+                return;
+            }
+            if let Some(kind) = SubKind::of_confirmation(first) {
+                self.on_confirmation(kind, frame.third);
+                return;
+            }
+        }
+        self.on_reply(frame);
+    }
+
+    fn on_confirmation(&mut self, kind: SubKind, count: Option<i64>) {
+        let count = count.and_then(|c| u64::try_from(c).ok()).unwrap_or(0);
+        // The count is the client's total of channels plus patterns (shard channels apart).
+        let left = match kind.ty {
+            SubType::Channel => {
+                self.channels = count.saturating_sub(self.patterns);
+                self.channels
+            }
+            SubType::Pattern => {
+                self.patterns = count.saturating_sub(self.channels);
+                self.patterns
+            }
+            SubType::Shard => {
+                self.shard_channels = count;
+                self.shard_channels
+            }
+        };
+        self.apply_silent();
+        if let Some(Expect::Subscription {
+            kind: expected,
+            left: remaining,
+        }) = self.queue.front_mut()
+            && *expected == kind
+        {
+            let done = match remaining {
+                Some(n) => {
+                    *n = n.saturating_sub(1);
+                    *n == 0
+                }
+                None => left == 0,
+            };
+            if done {
+                self.queue.pop_front();
+                self.settle();
+            }
+        }
+        // Otherwise not one the gateway waits for (e.g. the `sunsubscribe` a cluster node sends when a slot moves
+        // away): it changed the counts and is not a reply.
+    }
+
+    fn on_reply(&mut self, frame: &Frame) {
+        self.apply_silent();
+        if self.stopped {
+            return;
+        }
+        match self.queue.front_mut() {
+            Some(Expect::Replies(n)) => {
+                *n -= 1;
+                if *n > 0 {
+                    return;
+                }
+            }
+            Some(Expect::Effect { .. } | Expect::Exec(_)) => {}
+            Some(Expect::Subscription { .. }) if frame.is_error() => {}
+            Some(Expect::Subscription { .. }) => {
+                return self.stop("a reply where subscription confirmations were expected");
+            }
+            Some(Expect::Silent(_) | Expect::Stop) | None => {
+                return self.stop("a reply the gateway did not expect");
+            }
+        }
+        match self.queue.pop_front() {
+            Some(Expect::Effect { effect, always }) if always || !frame.is_error() => {
+                self.apply(effect);
+            }
+            Some(Expect::Exec(effects)) if frame.is_array() => {
+                for effect in effects {
+                    self.apply(effect);
+                }
+            }
+            _ => {}
+        }
+        self.settle();
+    }
+
+    /// Applies the effects of commands whose replies were suppressed: a later reply has arrived.
+    fn apply_silent(&mut self) {
+        while let Some(Expect::Silent(_)) = self.queue.front() {
+            if let Some(Expect::Silent(effect)) = self.queue.pop_front() {
+                self.apply(effect);
+            }
+        }
+        self.settle();
+    }
+
+    /// Stops when the next entry says so.
+    fn settle(&mut self) {
+        if matches!(self.queue.front(), Some(Expect::Stop)) {
+            self.stop("the connection left the request-reply protocol");
+        }
+    }
+
+    fn apply(&mut self, effect: Effect) {
+        if effect.reset {
+            self.authenticated = false;
+            self.protocol = 2;
+            self.channels = 0;
+            self.patterns = 0;
+            self.shard_channels = 0;
+            self.deadline.send_replace(None);
+            self.shared.update(self.id, |live| {
+                live.user = None;
+                live.deadline = None;
+                live.expires_at = None;
+                live.protocol = 2;
+            });
+        }
+        if let Some(token) = effect.auth {
+            // A token that expired while its AUTH waited (behind a blocked command) closes the connection now.
+            let deadline = deadline_for(token.exp);
+            let reauth = self.authenticated;
+            self.authenticated = true;
+            self.shared.auth_ok.fetch_add(1, Ordering::SeqCst);
+            if reauth {
+                self.shared.reauths.fetch_add(1, Ordering::SeqCst);
+            }
+            tracing::debug!(id = self.id, user = %token.oid, exp = token.exp, reauth, "gateway AUTH took effect");
+            self.deadline.send_replace(Some(deadline));
+            self.shared.update(self.id, |live| {
+                live.user = Some(token.oid);
+                live.deadline = Some(deadline);
+                live.expires_at = Some(token.exp);
+                if reauth {
+                    live.reauths += 1;
+                }
+            });
+        }
+        if let Some(protocol) = effect.protocol {
+            self.protocol = protocol;
+            self.shared.update(self.id, |live| live.protocol = protocol);
+        }
+    }
+}
+
+/// Which reply suppression a command ignores.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Exempt {
+    /// None: no reply under `CLIENT REPLY OFF` or `SKIP`.
+    No,
+    /// `RESET`: replies even under `CLIENT REPLY OFF` (it turns replies back on), not when skipped.
+    Off,
+    /// `CLIENT REPLY ON`: always replies.
+    All,
+}
+
+/// How the request side routes one request: what the server will send for it.
+struct Routed {
+    expect: Option<Expect>,
+    exempt: Exempt,
+    /// Stop following replies after this request's reply.
+    then_stop: bool,
+}
+
+impl Routed {
+    fn replies() -> Self {
+        Self::expect(Expect::Replies(1))
+    }
+
+    fn expect(expect: Expect) -> Self {
+        Self {
+            expect: Some(expect),
+            exempt: Exempt::No,
+            then_stop: false,
+        }
+    }
+
+    fn no_reply() -> Self {
+        Self {
+            expect: None,
+            exempt: Exempt::No,
+            then_stop: false,
+        }
+    }
+}
+
+/// Per-connection protocol state as the request side predicts it from the client's commands (the server's own
+/// view, which decides when credentials change, is the [`Tracker`]'s).
 struct Session {
     shared: Arc<Shared>,
     id: u64,
     authenticated: bool,
-    user: Option<String>,
     protocol: u8,
     in_multi: bool,
+    /// Credential changes queued in the open transaction.
+    multi_effects: Vec<Effect>,
+    /// The open transaction changes the reply mode or subscribes: its replies cannot be followed after `EXEC`.
+    multi_unfollowable: bool,
+    /// `CLIENT REPLY OFF`.
+    reply_off: bool,
+    /// `CLIENT REPLY SKIP` was the previous request: this one's reply is skipped.
+    skip_this: bool,
     channels: HashSet<Bytes>,
     patterns: HashSet<Bytes>,
     shard_channels: HashSet<Bytes>,
-    deadline: watch::Sender<Option<Instant>>,
+    /// `Expect::Stop` was queued: nothing more is expected.
+    stopped: bool,
 }
 
 fn is(arg: &[u8], name: &str) -> bool {
@@ -467,32 +843,29 @@ fn valid_client_name(name: &[u8]) -> bool {
 }
 
 impl Session {
+    fn new(shared: Arc<Shared>, id: u64) -> Self {
+        Self {
+            shared,
+            id,
+            authenticated: false,
+            protocol: 2,
+            in_multi: false,
+            multi_effects: Vec::new(),
+            multi_unfollowable: false,
+            reply_off: false,
+            skip_this: false,
+            channels: HashSet::new(),
+            patterns: HashSet::new(),
+            shard_channels: HashSet::new(),
+            stopped: false,
+        }
+    }
+
     fn resp2_subscribed(&self) -> bool {
         self.protocol == 2
             && !(self.channels.is_empty()
                 && self.patterns.is_empty()
                 && self.shard_channels.is_empty())
-    }
-
-    fn accept_auth(&mut self, token: ValidToken) {
-        let deadline = deadline_for(token.exp);
-        let reauth = self.authenticated;
-        self.authenticated = true;
-        self.user = Some(token.oid.clone());
-        self.shared.auth_ok.fetch_add(1, Ordering::SeqCst);
-        if reauth {
-            self.shared.reauths.fetch_add(1, Ordering::SeqCst);
-        }
-        tracing::debug!(id = self.id, user = %token.oid, exp = token.exp, reauth, "gateway AUTH accepted");
-        self.deadline.send_replace(Some(deadline));
-        self.shared.update(self.id, |live| {
-            live.user = Some(token.oid);
-            live.deadline = Some(deadline);
-            live.expires_at = Some(token.exp);
-            if reauth {
-                live.reauths += 1;
-            }
-        });
     }
 
     fn refuse_auth(&self, why: Refusal) {
@@ -516,76 +889,175 @@ impl Session {
         ]
     }
 
-    /// Handles one request: appends what to send to the backend to `out`.
-    fn handle(&mut self, request: Request, raw: &[u8], out: &mut BytesMut) {
-        let args = request.args;
-        let Some(name) = args.first() else {
-            out.extend_from_slice(raw);
-            return;
+    /// Handles one request: appends what to send to the backend to `out` and what the server will send back for
+    /// it to `expects`.
+    fn handle(&mut self, request: Request, raw: &[u8], out: &mut BytesMut, expects: &mut Vec<Expect>) {
+        let skipped = std::mem::take(&mut self.skip_this);
+        let reply_off = self.reply_off;
+        let routed = self.route(request, raw, out);
+        let suppressed = match routed.exempt {
+            Exempt::No => skipped || reply_off,
+            Exempt::Off => skipped,
+            Exempt::All => false,
         };
-        if is(name, "AUTH") {
-            self.handle_auth(args, out);
-            return;
-        }
-        if is(name, "HELLO") {
-            self.handle_hello(args, raw, out);
-            return;
-        }
-        out.extend_from_slice(raw);
-        if is(name, "RESET") {
-            self.authenticated = false;
-            self.user = None;
-            self.protocol = 2;
-            self.in_multi = false;
-            self.channels.clear();
-            self.patterns.clear();
-            self.shard_channels.clear();
-            self.deadline.send_replace(None);
-            self.shared.update(self.id, |live| {
-                live.user = None;
-                live.deadline = None;
-                live.expires_at = None;
-                live.protocol = 2;
-            });
-            return;
-        }
-        if !self.authenticated {
-            return;
-        }
-        if is(name, "MULTI") {
-            self.in_multi = true;
-        } else if is(name, "EXEC") || is(name, "DISCARD") {
-            self.in_multi = false;
-        } else if !self.in_multi {
-            let (set, subscribe) = if is(name, "SUBSCRIBE") {
-                (&mut self.channels, true)
-            } else if is(name, "UNSUBSCRIBE") {
-                (&mut self.channels, false)
-            } else if is(name, "PSUBSCRIBE") {
-                (&mut self.patterns, true)
-            } else if is(name, "PUNSUBSCRIBE") {
-                (&mut self.patterns, false)
-            } else if is(name, "SSUBSCRIBE") {
-                (&mut self.shard_channels, true)
-            } else if is(name, "SUNSUBSCRIBE") {
-                (&mut self.shard_channels, false)
-            } else {
-                return;
-            };
-            let targets = &args[1..];
-            if subscribe {
-                set.extend(targets.iter().map(|t| Bytes::copy_from_slice(t)));
-            } else if targets.is_empty() {
-                set.clear();
-            } else {
-                for target in targets {
-                    set.remove(target);
-                }
+        let expect = match routed.expect {
+            Some(expect) if suppressed => match expect {
+                Expect::Effect { effect, .. } | Expect::Silent(effect) => Some(Expect::Silent(effect)),
+                // Whether a transaction ran cannot be told without its reply: its effects are dropped.
+                Expect::Replies(_) | Expect::Exec(_) => None,
+                // Confirmations are sent even then, an error is not: unsupported.
+                Expect::Subscription { .. } | Expect::Stop => Some(Expect::Stop),
+            },
+            other => other,
+        };
+        if !self.stopped {
+            let stop = matches!(expect, Some(Expect::Stop)) || routed.then_stop;
+            expects.extend(expect.filter(|e| !matches!(e, Expect::Stop)));
+            if stop {
+                expects.push(Expect::Stop);
+                self.stopped = true;
             }
         }
     }
 
-    fn handle_auth(&mut self, args: Vec<Bytes>, out: &mut BytesMut) {
+    fn route(&mut self, request: Request, raw: &[u8], out: &mut BytesMut) -> Routed {
+        let args = request.args;
+        let Some(name) = args.first() else {
+            // An empty line or `*0`: the server ignores it.
+            out.extend_from_slice(raw);
+            return Routed::no_reply();
+        };
+        if is(name, "AUTH") {
+            return Routed::expect(self.handle_auth(args, out));
+        }
+        if is(name, "HELLO") {
+            return Routed::expect(self.handle_hello(args, raw, out));
+        }
+        out.extend_from_slice(raw);
+        if is(name, "RESET") {
+            self.authenticated = false;
+            self.protocol = 2;
+            self.in_multi = false;
+            self.multi_effects.clear();
+            self.multi_unfollowable = false;
+            self.reply_off = false;
+            self.channels.clear();
+            self.patterns.clear();
+            self.shard_channels.clear();
+            return Routed {
+                exempt: Exempt::Off,
+                ..Routed::expect(Expect::Effect {
+                    effect: Effect {
+                        reset: true,
+                        ..Effect::default()
+                    },
+                    always: true,
+                })
+            };
+        }
+        if !self.authenticated {
+            // NOAUTH.
+            return Routed::replies();
+        }
+        if self.in_multi {
+            return self.route_queued(name, &args);
+        }
+        if let Some(kind) = SubKind::of_command(name) {
+            return self.route_subscription(kind, &args);
+        }
+        if self.resp2_subscribed() {
+            // Only (P|S)(UN)SUBSCRIBE, PING, QUIT and RESET are allowed; the rest get an error.
+            return Routed::replies();
+        }
+        if is(name, "MULTI") {
+            self.in_multi = true;
+        } else if is(name, "CLIENT") && args.len() == 3 && is(&args[1], "REPLY") {
+            if is(&args[2], "ON") {
+                self.reply_off = false;
+                return Routed {
+                    exempt: Exempt::All,
+                    ..Routed::replies()
+                };
+            } else if is(&args[2], "OFF") {
+                self.reply_off = true;
+                return Routed::no_reply();
+            } else if is(&args[2], "SKIP") {
+                if !self.reply_off {
+                    self.skip_this = true;
+                }
+                return Routed::no_reply();
+            }
+        } else if is(name, "MONITOR") {
+            // Its `+OK`, then the server's command feed: simple strings like any reply.
+            return Routed {
+                then_stop: true,
+                ..Routed::replies()
+            };
+        } else if is(name, "SYNC") || is(name, "PSYNC") {
+            // A replication stream follows.
+            return Routed::expect(Expect::Stop);
+        }
+        Routed::replies()
+    }
+
+    /// A command inside `MULTI`.
+    fn route_queued(&mut self, name: &[u8], args: &[Bytes]) -> Routed {
+        if is(name, "EXEC") {
+            self.in_multi = false;
+            let effects = std::mem::take(&mut self.multi_effects);
+            for effect in &effects {
+                if let Some(protocol) = effect.protocol {
+                    self.protocol = protocol;
+                }
+            }
+            return Routed {
+                then_stop: std::mem::take(&mut self.multi_unfollowable),
+                ..Routed::expect(Expect::Exec(effects))
+            };
+        }
+        if is(name, "DISCARD") {
+            self.in_multi = false;
+            self.multi_effects.clear();
+            self.multi_unfollowable = false;
+        } else if SubKind::of_command(name).is_some()
+            || (is(name, "CLIENT") && args.get(1).is_some_and(|a| is(a, "REPLY")))
+        {
+            // Queued; at EXEC it would subscribe (with its confirmations inside the EXEC reply) or change the
+            // reply mode mid-transaction, which the gateway does not follow.
+            self.multi_unfollowable = true;
+        }
+        // `+QUEUED` or an error.
+        Routed::replies()
+    }
+
+    /// A (P|S)(UN)SUBSCRIBE outside `MULTI`.
+    fn route_subscription(&mut self, kind: SubKind, args: &[Bytes]) -> Routed {
+        let set = match kind.ty {
+            SubType::Channel => &mut self.channels,
+            SubType::Pattern => &mut self.patterns,
+            SubType::Shard => &mut self.shard_channels,
+        };
+        let targets = &args[1..];
+        if kind.subscribe {
+            if targets.is_empty() {
+                // Wrong number of arguments.
+                return Routed::replies();
+            }
+            set.extend(targets.iter().cloned());
+        } else if targets.is_empty() {
+            set.clear();
+        } else {
+            for target in targets {
+                set.remove(target);
+            }
+        }
+        Routed::expect(Expect::Subscription {
+            kind,
+            left: (!targets.is_empty()).then_some(targets.len() as u64),
+        })
+    }
+
+    fn handle_auth(&mut self, args: Vec<Bytes>, out: &mut BytesMut) -> Expect {
         let (user, token) = match args.len() {
             2 => (&b"default"[..], &args[1]),
             3 => (&args[1][..], &args[2]),
@@ -594,41 +1066,58 @@ impl Session {
                 let mut placeholder = vec![args[0].clone()];
                 placeholder.extend((1..n).map(|_| Bytes::from_static(b"-")));
                 encode_command(&placeholder, out);
-                return;
+                return Expect::Replies(1);
             }
         };
         let verdict = self.shared.check_token(user, token);
-        let [u, p] = match verdict {
+        let (expect, [u, p]) = match verdict {
             Ok(valid) if !self.resp2_subscribed() => {
-                self.accept_auth(valid);
-                self.backend_credentials()
+                let effect = Effect {
+                    auth: Some(valid),
+                    ..Effect::default()
+                };
+                let expect = self.queue_or_expect(effect, false);
+                self.authenticated = true;
+                (expect, self.backend_credentials())
             }
             Ok(_) => {
                 self.refuse_auth(Refusal::SubscriberContext);
-                Self::refused_credentials()
+                (Expect::Replies(1), Self::refused_credentials())
             }
             Err(why) => {
                 self.refuse_auth(why);
-                Self::refused_credentials()
+                (Expect::Replies(1), Self::refused_credentials())
             }
         };
         encode_command(&[args[0].clone(), u, p], out);
+        expect
     }
 
-    fn handle_hello(&mut self, mut args: Vec<Bytes>, raw: &[u8], out: &mut BytesMut) {
+    /// Inside `MULTI` the effect waits for `EXEC` (the command itself gets `+QUEUED`); otherwise it waits for the
+    /// command's own reply.
+    fn queue_or_expect(&mut self, effect: Effect, always: bool) -> Expect {
+        if self.in_multi {
+            self.multi_effects.push(effect);
+            Expect::Replies(1)
+        } else {
+            Expect::Effect { effect, always }
+        }
+    }
+
+    fn handle_hello(&mut self, mut args: Vec<Bytes>, raw: &[u8], out: &mut BytesMut) -> Expect {
         // Parse as redis-server's helloCommand does.
         let protover = match args.get(1) {
             None => None,
             Some(v) => match std::str::from_utf8(v)
                 .ok()
-                .and_then(|s| s.parse::<i64>().ok())
+                .and_then(|s| s.parse::<u8>().ok())
             {
                 Some(p) if (2..=3).contains(&p) => Some(p),
                 _ => {
                     // NOPROTO or a syntax error from the backend; credentials are not sent.
                     Self::blank_hello_credentials(&mut args);
                     encode_command(&args, out);
-                    return;
+                    return Expect::Replies(1);
                 }
             },
         };
@@ -654,40 +1143,54 @@ impl Session {
             if self.authenticated
                 && syntax_ok
                 && name_ok
-                && !self.in_multi
                 && !self.resp2_subscribed()
                 && let Some(p) = protover
             {
-                self.set_protocol(p);
+                if !self.in_multi {
+                    self.protocol = p;
+                }
+                let effect = Effect {
+                    protocol: Some(p),
+                    ..Effect::default()
+                };
+                return self.queue_or_expect(effect, false);
             }
-            return;
+            return Expect::Replies(1);
         };
         if !syntax_ok {
             Self::blank_hello_credentials(&mut args);
             encode_command(&args, out);
-            return;
+            return Expect::Replies(1);
         }
         let verdict = self
             .shared
             .check_token(&args[last_auth], &args[last_auth + 1]);
-        let [u, p] = match verdict {
+        let (expect, [u, p]) = match verdict {
             Ok(valid) if !self.resp2_subscribed() => {
-                self.accept_auth(valid);
-                if name_ok
-                    && !self.in_multi
-                    && let Some(p) = protover
+                // With a refused name the server has authenticated the connection, then answers the name's error
+                // and keeps the protocol: the AUTH takes effect whatever the reply.
+                let protocol = if name_ok { protover } else { None };
+                if !self.in_multi
+                    && let Some(p) = protocol
                 {
-                    self.set_protocol(p);
+                    self.protocol = p;
                 }
-                self.backend_credentials()
+                let effect = Effect {
+                    auth: Some(valid),
+                    protocol,
+                    reset: false,
+                };
+                let expect = self.queue_or_expect(effect, !name_ok);
+                self.authenticated = true;
+                (expect, self.backend_credentials())
             }
             Ok(_) => {
                 self.refuse_auth(Refusal::SubscriberContext);
-                Self::refused_credentials()
+                (Expect::Replies(1), Self::refused_credentials())
             }
             Err(why) => {
                 self.refuse_auth(why);
-                Self::refused_credentials()
+                (Expect::Replies(1), Self::refused_credentials())
             }
         };
         for at in auth_at {
@@ -695,6 +1198,7 @@ impl Session {
             args[at + 1] = p.clone();
         }
         encode_command(&args, out);
+        expect
     }
 
     /// Replaces the arguments after any `AUTH` option of a malformed `HELLO` (the backend refuses it anyway).
@@ -711,17 +1215,13 @@ impl Session {
             }
         }
     }
-
-    fn set_protocol(&mut self, protocol: i64) {
-        let protocol = if protocol == 3 { 3 } else { 2 };
-        self.protocol = protocol;
-        self.shared.update(self.id, |live| live.protocol = protocol);
-    }
 }
 
-/// Copies client requests to the backend, rewriting credentials. Returns when the client closes.
+/// Copies client requests to the backend, rewriting credentials, and queues in `tracker` what the server will
+/// send back for them (before they are sent). Returns when the client closes.
 async fn pump_requests<R, W>(
     session: &mut Session,
+    tracker: &Mutex<Tracker>,
     client: &mut R,
     backend: &mut W,
 ) -> std::io::Result<()>
@@ -731,6 +1231,7 @@ where
 {
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut out = BytesMut::with_capacity(16 * 1024);
+    let mut expects = Vec::new();
     let mut passthrough = false;
     loop {
         if buf.capacity() - buf.len() < 4096 {
@@ -750,7 +1251,7 @@ where
             match parse_request(&view) {
                 Ok(Some((request, used))) => {
                     let raw = view.split_to(used);
-                    session.handle(request, &raw, &mut out);
+                    session.handle(request, &raw, &mut out, &mut expects);
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -758,6 +1259,7 @@ where
                     out.extend_from_slice(&view);
                     view.clear();
                     passthrough = true;
+                    expects.push(Expect::Stop);
                     break;
                 }
             }
@@ -768,11 +1270,42 @@ where
                 Err(shared) => BytesMut::from(&shared[..]),
             };
         }
+        if !expects.is_empty() {
+            let mut tracker = lock(tracker);
+            for expect in expects.drain(..) {
+                tracker.expect(expect);
+            }
+        }
         if !out.is_empty() {
             backend.write_all(&out).await?;
             backend.flush().await?;
             out.clear();
         }
+    }
+}
+
+/// Relays the backend's bytes to the client unchanged, counting replies as they pass (each piece is scanned, then
+/// written at once: nothing waits for the rest of a reply). Returns when the backend closes.
+async fn pump_replies<R, W>(
+    tracker: &Mutex<Tracker>,
+    backend: &mut R,
+    client: &mut W,
+) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0; 32 * 1024];
+    loop {
+        let n = backend.read(&mut buf).await?;
+        if n == 0 {
+            client.flush().await?;
+            return Ok(());
+        }
+        // Credential changes apply before the client sees the reply that confirms them.
+        lock(tracker).on_bytes(&buf[..n]);
+        client.write_all(&buf[..n]).await?;
+        client.flush().await?;
     }
 }
 
@@ -811,23 +1344,13 @@ where
         reason: CloseReason::Client,
     };
     let (deadline_tx, deadline_rx) = watch::channel(None);
-    let mut session = Session {
-        shared,
-        id,
-        authenticated: false,
-        user: None,
-        protocol: 2,
-        in_multi: false,
-        channels: HashSet::new(),
-        patterns: HashSet::new(),
-        shard_channels: HashSet::new(),
-        deadline: deadline_tx,
-    };
+    let tracker = Mutex::new(Tracker::new(shared.clone(), id, deadline_tx));
+    let mut session = Session::new(shared, id);
     let (mut client_rd, mut client_wr) = tokio::io::split(client);
     let (mut backend_rd, mut backend_wr) = tokio::io::split(backend);
     let reason = {
-        let up = pump_requests(&mut session, &mut client_rd, &mut backend_wr);
-        let down = tokio::io::copy(&mut backend_rd, &mut client_wr);
+        let up = pump_requests(&mut session, &tracker, &mut client_rd, &mut backend_wr);
+        let down = pump_replies(&tracker, &mut backend_rd, &mut client_wr);
         let expiry = wait_for_deadline(deadline_rx);
         tokio::pin!(up, down, expiry);
         let mut client_done = false;
@@ -842,7 +1365,7 @@ where
                 }
                 r = &mut down => {
                     break match r {
-                        Ok(_) if !client_done => CloseReason::Backend,
+                        Ok(()) if !client_done => CloseReason::Backend,
                         _ => CloseReason::Client,
                     };
                 }

@@ -120,6 +120,7 @@ fn parse_len(line: &[u8]) -> Result<i64, ProtocolError> {
 
 impl ReplyScanner {
     /// Whether the scanner is between frames (nothing partial pending).
+    #[cfg(test)]
     pub(crate) fn at_boundary(&self) -> bool {
         self.state == State::Type && self.stack.is_empty()
     }
