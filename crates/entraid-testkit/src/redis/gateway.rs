@@ -13,35 +13,76 @@
 //!   verifies the token's RS256 signature with its [`JwtVerifier`] (by default the emulator's key), `aud` (by
 //!   default `https://redis.azure.com`), `exp` > now, `nbf` <= now (plus [`GatewayOptions::nbf_leeway`]) and that
 //!   `user` equals the token's `oid`. A valid token is replaced by the backend's own credentials, so the backend
-//!   answers `+OK` (or the `HELLO` reply, in the requested protocol); the connection's deadline becomes the token's
-//!   `exp`. An invalid token is replaced by a user the backend does not know, so the backend answers
-//!   `-WRONGPASS invalid username-password pair or user is disabled.` and the connection keeps its previous state.
+//!   answers `+OK` (or the `HELLO` reply, in the requested protocol). An invalid token is replaced by a user the
+//!   backend does not know, so the backend answers `-WRONGPASS invalid username-password pair or user is
+//!   disabled.`, counted at once in [`GatewayStats::auth_failed`], and the connection keeps its previous state.
 //!   Tokens never reach the backend.
 //! - The backend connection is not authenticated until the client authenticates, so commands before a successful
 //!   AUTH get the backend's own `-NOAUTH Authentication required.` (and `HELLO 3` without AUTH its own `NOAUTH`
 //!   text), and `RESET` really de-authenticates.
 //!
-//! At the deadline the gateway closes the connection (client and backend sides), counted as "closed by expiry" with
-//! the user and the connection's age, unless a newer valid AUTH moved the deadline. The deadline is measured on
-//! tokio's clock: `deadline = Instant::now() + (exp - SystemTime::now())`.
+//! At the deadline (the current token's `exp`) the gateway closes the connection (client and backend sides),
+//! counted as "closed by expiry" with the user and the connection's age, unless a newer valid AUTH moved the
+//! deadline first. The deadline is measured on tokio's clock: `deadline = Instant::now() + (exp -
+//! SystemTime::now())`.
 //!
-//! # Protocol states the gateway follows
+//! # When a re-authentication takes effect
 //!
-//! It tracks, from the client's own commands, the protocol (`HELLO 2|3`), `MULTI` ... `EXEC`/`DISCARD`, `RESET`
-//! and the subscriptions (`(P|S)SUBSCRIBE`, `(P|S)UNSUBSCRIBE`):
+//! Like redis-server, which runs a connection's commands one after the other: a valid `AUTH` (or `HELLO ...
+//! AUTH`, or a `RESET`) changes the connection's user, deadline, counters ([`GatewayStats::auth_ok`],
+//! [`GatewayStats::reauths`]) and protocol **when the server's reply to it arrives**, not when the gateway reads
+//! the request, and only if that reply is a success (`+OK`, the `HELLO` map or array). So:
 //!
-//! - In RESP2 subscriber mode redis-server refuses `AUTH` and `HELLO`
-//!   (`-ERR Can't execute 'auth': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this
-//!   context`). The gateway mirrors that: it forwards the command with refused credentials, the backend answers
-//!   with that error, and the deadline does not move. A RESP2 subscriber therefore cannot re-authenticate and is
-//!   closed when its token expires, as on Azure; a RESP3 subscriber can.
-//! - Inside `MULTI`, a valid `AUTH` is queued by the backend (`+QUEUED`, then `+OK` in the `EXEC` reply); the
-//!   gateway moves the deadline when it sees the command, not at `EXEC`.
-//! - A valid `AUTH` moves the deadline when the gateway reads it, not when redis-server executes it: on a
-//!   connection blocked in `BLPOP`, redis-server runs a pipelined `AUTH` only after the blocking command returns,
-//!   but the gateway has already moved the deadline (Azure may be stricter there).
-//! - State is tracked from the commands, not the replies: a subscription the server refused (for example an
-//!   `SSUBSCRIBE` answered with `MOVED`) still counts as one until unsubscribed.
+//! - On a connection blocked in `BLPOP key 0` (or `BRPOP`, `BLMOVE`, `BZPOPMIN`, `XREAD ... BLOCK`, `WAIT`, ...)
+//!   an `AUTH` written behind the blocked command does nothing until the blocking command returns and the server
+//!   runs the `AUTH`: a client that only writes it is still closed at the old token's expiry. Interrupting the
+//!   blocking command (`CLIENT UNBLOCK <id> TIMEOUT` from another connection) lets it run. If the new token has
+//!   expired by the time its `AUTH` runs, the connection is closed at once.
+//! - Inside `MULTI`, an `AUTH` is queued (`+QUEUED`) and takes effect when the `EXEC` reply arrives and is an
+//!   array; after `DISCARD`, an `EXECABORT` error or a `WATCH` abort (a null) it never does. A transaction that is
+//!   never executed leaves the deadline where it was.
+//! - Pipelining is fine: the gateway keeps, per connection, a queue of what it expects back for the requests it
+//!   forwarded (runs of ordinary replies, and the credential changes waiting for theirs), and counts the replies on
+//!   the way back. Replies are relayed as they arrive, each piece scanned and written at once (bulk data is
+//!   skipped by its length, never buffered or searched).
+//!
+//! Counting replies needs to know which frames are replies:
+//!
+//! - RESP3 pushes (`>`: pub/sub messages, client-tracking invalidations, and the `(P|S)SUBSCRIBE` /
+//!   `(P|S)UNSUBSCRIBE` confirmations) are not replies. A subscription command outside `MULTI` is answered by
+//!   its confirmations, one per argument (an unsubscribe from everything: until none of that type is left, or the
+//!   one confirmation for none), or instead by one error (wrong arity, `CROSSSLOT`, `MOVED`). `PING` in RESP3
+//!   subscriber mode replies normally. RESP3 attributes (`|`) are part of the reply they precede.
+//! - RESP2 subscriber mode (chosen: followed, not abandoned): confirmations and messages are arrays. While the
+//!   connection is subscribed, or a subscription command is waiting for its confirmations, an array whose first
+//!   element is `subscribe`, `unsubscribe`, `psubscribe`, `punsubscribe`, `ssubscribe` or `sunsubscribe` is a
+//!   confirmation and one whose first element is `message`, `pmessage` or `smessage` is a message; in that state
+//!   every other reply the server can send (errors, `PING`'s `["pong", ...]`, `+OK` for `QUIT`, `+RESET`) looks
+//!   different. The number of subscriptions comes from the counts in the confirmations. redis-server refuses
+//!   `AUTH` and `HELLO` in RESP2 subscriber mode (`-ERR Can't execute 'auth': only (P|S)SUBSCRIBE /
+//!   (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context`); the gateway predicts that from the
+//!   client's commands, forwards refused credentials, counts the refusal, and the deadline does not move. A RESP2
+//!   subscriber therefore cannot re-authenticate and is closed when its token expires, as on Azure; a RESP3
+//!   subscriber can. After unsubscribing from everything, `AUTH` works again.
+//! - `CLIENT REPLY OFF|SKIP|ON` (outside `MULTI`) is followed: commands whose replies are suppressed expect none;
+//!   an `AUTH` among them takes effect when a reply to a later command arrives (proof that the server ran it), or
+//!   never if none does. A transaction whose reply is suppressed drops its credential changes.
+//!
+//! Where the replies cannot be followed, the gateway stops following them for the rest of the connection, and no
+//! later `AUTH`, `HELLO` or `RESET` takes effect (the connection is closed at its current token's expiry; a
+//! refused AUTH is still refused): after `MONITOR` (its feed is simple strings, like replies), `SYNC` / `PSYNC`,
+//! a transaction that subscribes or changes `CLIENT REPLY` (redis-server itself can send a malformed `EXEC` reply
+//! then), a subscription command whose reply is suppressed, a request the gateway cannot frame, a reply it cannot
+//! frame, or a reply it did not expect. This errs on the strict side: a credential change never takes effect
+//! before the server has executed it.
+//!
+//! # Protocol states the request side predicts
+//!
+//! To decide what to forward (and what to expect back), the gateway also tracks, from the client's own commands,
+//! the protocol (`HELLO 2|3`), `MULTI` ... `EXEC`/`DISCARD`, `RESET`, `CLIENT REPLY` and the subscriptions
+//! (`(P|S)SUBSCRIBE`, `(P|S)UNSUBSCRIBE`), assuming a valid `AUTH` will succeed. A subscription the server
+//! refused (for example an `SSUBSCRIBE` answered with `MOVED`) still counts there as one until unsubscribed, so a
+//! RESP2 client in that state gets its `AUTH` refused.
 //!
 //! A request the gateway cannot frame (a RESP protocol error) is forwarded as is, with everything after it; the
 //! backend answers with its protocol error and closes the connection, as redis-server does.
@@ -156,7 +197,7 @@ pub struct ClosedConnection {
     pub user: Option<String>,
     /// How long the connection was open.
     pub age: Duration,
-    /// Valid AUTHs after the first.
+    /// Valid AUTHs after the first that took effect (the server executed them).
     pub reauths: u64,
     /// Why it ended.
     pub reason: CloseReason,
@@ -175,9 +216,9 @@ pub struct ConnectionInfo {
     pub deadline: Option<Instant>,
     /// The current token's `exp` (unix seconds), if authenticated.
     pub expires_at: Option<i64>,
-    /// Valid AUTHs after the first.
+    /// Valid AUTHs after the first that took effect (the server executed them).
     pub reauths: u64,
-    /// The protocol the client switched to (2 or 3).
+    /// The protocol the client switched to (2 or 3), once the server's `HELLO` reply confirmed it.
     pub protocol: u8,
     /// How long it has been open.
     pub age: Duration,
@@ -191,11 +232,14 @@ pub struct GatewayStats {
     pub connections_accepted: u64,
     /// Connections open now.
     pub open_now: u64,
-    /// `AUTH` / `HELLO ... AUTH` commands whose token was accepted.
+    /// `AUTH` / `HELLO ... AUTH` commands whose token was accepted and that took effect: counted when the
+    /// server's successful reply to them (inside `MULTI`: to `EXEC`) arrives.
     pub auth_ok: u64,
-    /// `AUTH` / `HELLO ... AUTH` commands refused (bad token, or refused by the server's state).
+    /// `AUTH` / `HELLO ... AUTH` commands refused (bad token, or refused by the server's state), counted when the
+    /// gateway reads them.
     pub auth_failed: u64,
-    /// Accepted AUTHs on connections that were already authenticated (re-authentications), all connections.
+    /// Accepted AUTHs that took effect on connections that were already authenticated (re-authentications), all
+    /// connections.
     pub reauths: u64,
     /// Connections closed because their token expired.
     pub closed_by_expiry: u64,
@@ -575,7 +619,11 @@ impl Tracker {
 
     fn stop(&mut self, why: &'static str) {
         if !self.stopped {
-            tracing::debug!(id = self.id, why, "gateway stopped following replies: credential changes no longer take effect on this connection");
+            tracing::debug!(
+                id = self.id,
+                why,
+                "gateway stopped following replies: credential changes no longer take effect on this connection"
+            );
         }
         self.stopped = true;
         self.queue.clear();
@@ -891,7 +939,13 @@ impl Session {
 
     /// Handles one request: appends what to send to the backend to `out` and what the server will send back for
     /// it to `expects`.
-    fn handle(&mut self, request: Request, raw: &[u8], out: &mut BytesMut, expects: &mut Vec<Expect>) {
+    fn handle(
+        &mut self,
+        request: Request,
+        raw: &[u8],
+        out: &mut BytesMut,
+        expects: &mut Vec<Expect>,
+    ) {
         let skipped = std::mem::take(&mut self.skip_this);
         let reply_off = self.reply_off;
         let routed = self.route(request, raw, out);
@@ -902,7 +956,9 @@ impl Session {
         };
         let expect = match routed.expect {
             Some(expect) if suppressed => match expect {
-                Expect::Effect { effect, .. } | Expect::Silent(effect) => Some(Expect::Silent(effect)),
+                Expect::Effect { effect, .. } | Expect::Silent(effect) => {
+                    Some(Expect::Silent(effect))
+                }
                 // Whether a transaction ran cannot be told without its reply: its effects are dropped.
                 Expect::Replies(_) | Expect::Exec(_) => None,
                 // Confirmations are sent even then, an error is not: unsupported.
@@ -1539,7 +1595,8 @@ mod tests {
 
     const HOUR: Duration = Duration::from_secs(3600);
 
-    /// A stand-in for redis-server that knows AUTH (backend credentials only) and answers `+PONG` to the rest.
+    /// A stand-in for redis-server that knows AUTH (backend credentials only), blocks forever on `BLPOP` and
+    /// answers `+PONG` to the rest.
     async fn fake_backend(stream: tokio::io::DuplexStream) {
         let (mut rd, mut wr) = tokio::io::split(stream);
         let mut buf = BytesMut::new();
@@ -1553,6 +1610,10 @@ mod tests {
                     break;
                 };
                 let _ = buf.split_to(used);
+                if is(&request.args[0], "BLPOP") {
+                    // Blocked for good: like redis-server, nothing behind it is executed.
+                    std::future::pending::<()>().await;
+                }
                 let reply: &[u8] = if is(&request.args[0], "AUTH") {
                     if request.args[1] == "default" && request.args[2] == "backend-pw" {
                         b"+OK\r\n"
@@ -1678,6 +1739,334 @@ mod tests {
         tokio::time::sleep(2 * HOUR).await;
         assert_eq!(client.command(&["PING"]).await.unwrap(), pong());
         assert_eq!(shared.stats().closed_by_expiry, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_auth_behind_a_blocked_command_does_not_move_the_deadline() {
+        let shared = gateway();
+        let mut client = connect(&shared);
+        let start = Instant::now();
+        let reply = client
+            .command(&["AUTH", "o", &token("o", HOUR)])
+            .await
+            .unwrap();
+        assert_eq!(reply, RespValue::Simple("OK".into()));
+        client.send(&["BLPOP", "q", "0"]).await.unwrap();
+        client
+            .send(&["AUTH", "o", &token("o", 5 * HOUR)])
+            .await
+            .unwrap();
+        // The gateway read the AUTH (its token was verified) but the server never ran it.
+        assert_eq!(client.read_until_closed().await.unwrap(), 0);
+        let closed_after = start.elapsed();
+        assert!(
+            closed_after > HOUR - Duration::from_secs(3) && closed_after <= HOUR,
+            "{closed_after:?}"
+        );
+        let stats = shared.stats();
+        assert_eq!(
+            (stats.auth_ok, stats.reauths, stats.closed_by_expiry),
+            (1, 0, 1)
+        );
+    }
+
+    /// A session and its tracker, driven without sockets: requests in, reply bytes in.
+    struct Harness {
+        shared: Arc<Shared>,
+        session: Session,
+        tracker: Tracker,
+    }
+
+    impl Harness {
+        fn new() -> Self {
+            let shared = gateway();
+            let id = shared.register(None);
+            Self {
+                session: Session::new(shared.clone(), id),
+                tracker: Tracker::new(shared.clone(), id, watch::channel(None).0),
+                shared,
+            }
+        }
+
+        fn send(&mut self, commands: &[&[&str]]) {
+            let mut wire = BytesMut::new();
+            for command in commands {
+                encode_command(command, &mut wire);
+            }
+            self.send_raw(&wire);
+        }
+
+        fn send_raw(&mut self, wire: &[u8]) {
+            let mut view = Bytes::copy_from_slice(wire);
+            let mut out = BytesMut::new();
+            let mut expects = Vec::new();
+            while let Some((request, used)) = parse_request(&view).unwrap() {
+                let raw = view.split_to(used);
+                self.session.handle(request, &raw, &mut out, &mut expects);
+            }
+            assert!(view.is_empty());
+            for expect in expects {
+                self.tracker.expect(expect);
+            }
+        }
+
+        /// Feeds reply bytes in pieces of `piece` bytes.
+        fn reply_in_pieces(&mut self, wire: &[u8], piece: usize) {
+            for chunk in wire.chunks(piece) {
+                self.tracker.on_bytes(chunk);
+            }
+        }
+
+        fn reply(&mut self, wire: &[u8]) {
+            self.reply_in_pieces(wire, wire.len().max(1));
+        }
+
+        /// (`auth_ok`, `reauths`) so far.
+        fn auths(&self) -> (u64, u64) {
+            let stats = self.shared.stats();
+            (stats.auth_ok, stats.reauths)
+        }
+
+        fn expires_at(&self) -> Option<i64> {
+            self.shared.connections()[0].expires_at
+        }
+    }
+
+    fn exp_of(valid_for: Duration) -> i64 {
+        i64::try_from((unix_now() + valid_for).as_secs()).unwrap()
+    }
+
+    #[test]
+    fn auth_takes_effect_at_its_reply_in_a_pipeline_split_anywhere() {
+        let (t1, t2) = (token("o", HOUR), token("o", 2 * HOUR));
+        let replies = b"+PONG\r\n+OK\r\n$1\r\nx\r\n+OK\r\n*2\r\n$4\r\nkeys\r\n:7\r\n";
+        for piece in [1, 2, 5, replies.len()] {
+            let mut h = Harness::new();
+            h.send(&[
+                &["PING"],
+                &["AUTH", "o", &t1],
+                &["GET", "k"],
+                &["AUTH", "o", &t2],
+                &["HGETALL", "h"],
+            ]);
+            assert_eq!(h.auths(), (0, 0));
+            h.reply_in_pieces(&replies[..7], piece);
+            assert_eq!((h.auths(), h.expires_at()), ((0, 0), None));
+            h.reply_in_pieces(&replies[7..12], piece);
+            assert_eq!(h.auths(), (1, 0));
+            assert!(h.tracker.authenticated);
+            h.reply_in_pieces(&replies[12..19], piece);
+            assert_eq!(h.auths(), (1, 0));
+            h.reply_in_pieces(&replies[19..], piece);
+            assert_eq!(h.auths(), (2, 1), "piece {piece}");
+            assert!(!h.tracker.stopped);
+            assert!(h.tracker.queue.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_refused_or_failed_auth_changes_nothing() {
+        let mut h = Harness::new();
+        h.send(&[&["AUTH", "o", "garbage"], &["AUTH", "o", &token("o", HOUR)]]);
+        assert_eq!(h.shared.stats().auth_failed, 1);
+        // The backend refused even the gateway's own credentials: no effect.
+        h.reply(
+            b"-WRONGPASS invalid username-password pair or user is disabled.\r\n-WRONGPASS x\r\n",
+        );
+        assert_eq!((h.auths(), h.expires_at()), ((0, 0), None));
+        assert!(!h.tracker.stopped);
+    }
+
+    #[test]
+    fn auth_in_multi_takes_effect_at_a_successful_exec() {
+        let t = token("o", 2 * HOUR);
+        let mut h = Harness::new();
+        h.send(&[&["AUTH", "o", &token("o", HOUR)]]);
+        h.reply(b"+OK\r\n");
+        let first = h.expires_at();
+        h.send(&[&["MULTI"], &["AUTH", "o", &t], &["INCR", "c"]]);
+        h.reply(b"+OK\r\n+QUEUED\r\n+QUEUED\r\n");
+        assert_eq!((h.auths(), h.expires_at()), ((1, 0), first));
+        h.send(&[&["EXEC"]]);
+        h.reply(b"*2\r\n+OK\r\n:1\r\n");
+        assert_eq!(h.auths(), (2, 1));
+        assert_eq!(h.expires_at(), Some(exp_of(2 * HOUR)));
+        // Aborted by WATCH (a null, either protocol), by EXECABORT, or discarded: nothing.
+        for (end, reply) in [
+            ("EXEC", &b"*-1\r\n"[..]),
+            ("EXEC", b"_\r\n"),
+            (
+                "EXEC",
+                b"-EXECABORT Transaction discarded because of previous errors.\r\n",
+            ),
+            ("DISCARD", b"+OK\r\n"),
+        ] {
+            h.send(&[&["MULTI"], &["AUTH", "o", &t], &[end]]);
+            h.reply(b"+OK\r\n+QUEUED\r\n");
+            h.reply(reply);
+            assert_eq!(h.auths(), (2, 1), "{reply:?}");
+        }
+        assert!(!h.tracker.stopped);
+    }
+
+    #[test]
+    fn resp3_pushes_and_attributes_are_not_counted_as_replies() {
+        let mut h = Harness::new();
+        h.send(&[&["HELLO", "3", "AUTH", "o", &token("o", HOUR)]]);
+        h.reply(b"%1\r\n$5\r\nproto\r\n:3\r\n");
+        assert_eq!((h.auths(), h.tracker.protocol), ((1, 0), 3));
+        h.send(&[
+            &["SUBSCRIBE", "a", "b"],
+            &["PING"],
+            &["AUTH", "o", &token("o", 2 * HOUR)],
+        ]);
+        // Confirmations, messages (one that looks like `+OK` inside), an attribute before PING's reply.
+        h.reply(
+            b">3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n>3\r\n$7\r\nmessage\r\n$1\r\na\r\n+OK\r\n\
+              >3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n|1\r\n+k\r\n+v\r\n+PONG\r\n\
+              >3\r\n$7\r\nmessage\r\n$1\r\nb\r\n$2\r\nOK\r\n",
+        );
+        assert_eq!(h.auths(), (1, 0));
+        h.reply(b">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n+OK\r\n");
+        assert_eq!(h.auths(), (2, 1));
+        // Unsubscribe from everything: one confirmation per channel; then a PING and a RESET.
+        h.send(&[&["UNSUBSCRIBE"], &["PING"], &["RESET"]]);
+        h.reply(b">3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:1\r\n>3\r\n$11\r\nunsubscribe\r\n$1\r\nb\r\n:0\r\n+PONG\r\n");
+        assert!(h.tracker.authenticated);
+        h.reply(b"+RESET\r\n");
+        assert!(!h.tracker.authenticated);
+        assert_eq!((h.tracker.protocol, h.expires_at()), (2, None));
+        assert!(h.tracker.queue.is_empty() && !h.tracker.stopped);
+    }
+
+    #[test]
+    fn resp2_subscriber_frames_are_told_from_replies() {
+        let mut h = Harness::new();
+        h.send(&[&["AUTH", "o", &token("o", HOUR)]]);
+        h.reply(b"+OK\r\n");
+        h.send(&[
+            &["SUBSCRIBE", "a"],
+            &["PSUBSCRIBE", "p*"],
+            &["PING"],
+            &["AUTH", "o", &token("o", 2 * HOUR)],
+        ]);
+        // AUTH is refused in RESP2 subscriber mode, counted at once.
+        assert_eq!(h.shared.stats().auth_failed, 1);
+        h.reply(b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$3\r\nsub\r\n");
+        h.reply(b"*3\r\n$10\r\npsubscribe\r\n$2\r\np*\r\n:2\r\n*4\r\n$8\r\npmessage\r\n$2\r\np*\r\n$2\r\npx\r\n$1\r\nm\r\n");
+        assert_eq!((h.tracker.channels, h.tracker.patterns), (1, 1));
+        h.reply(b"*2\r\n$4\r\npong\r\n$0\r\n\r\n-ERR Can't execute 'auth'\r\n");
+        // The channel goes; the pattern stays (its count is the total).
+        h.send(&[&["UNSUBSCRIBE"], &["PUNSUBSCRIBE", "p*"]]);
+        h.reply(b"*3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:1\r\n*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$4\r\nlate\r\n");
+        assert_eq!((h.tracker.channels, h.tracker.patterns), (0, 1));
+        h.reply(b"*3\r\n$12\r\npunsubscribe\r\n$2\r\np*\r\n:0\r\n");
+        assert!(!h.tracker.subscribed());
+        assert!(h.tracker.queue.is_empty());
+        // Not subscribed: an array that starts with "message" is an ordinary reply again.
+        let t = token("o", 3 * HOUR);
+        h.send(&[&["LRANGE", "l", "0", "-1"], &["AUTH", "o", &t]]);
+        h.reply(b"*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$1\r\nb\r\n");
+        assert_eq!(h.auths(), (1, 0));
+        h.reply(b"+OK\r\n");
+        assert_eq!(h.auths(), (2, 1));
+        assert_eq!(h.expires_at(), Some(exp_of(3 * HOUR)));
+    }
+
+    #[test]
+    fn a_subscription_error_answers_the_subscription() {
+        // RESP3 (in RESP2 the request side would refuse the AUTH: it counts the refused SSUBSCRIBE's channels).
+        let mut h = Harness::new();
+        h.send(&[&["HELLO", "3", "AUTH", "o", &token("o", HOUR)]]);
+        h.reply(b"%1\r\n$5\r\nproto\r\n:3\r\n");
+        h.send(&[
+            &["SSUBSCRIBE", "a", "b"],
+            &["SUBSCRIBE"],
+            &["UNSUBSCRIBE"],
+            &["PING"],
+            &["AUTH", "o", &token("o", 2 * HOUR)],
+        ]);
+        h.reply(b"-CROSSSLOT Keys in request don't hash to the same slot\r\n");
+        h.reply(b"-ERR wrong number of arguments for 'subscribe' command\r\n");
+        // Unsubscribing from nothing: one confirmation with a null channel.
+        h.reply(b">3\r\n$11\r\nunsubscribe\r\n_\r\n:0\r\n+PONG\r\n");
+        assert_eq!(h.auths(), (1, 0));
+        h.reply(b"+OK\r\n");
+        assert_eq!(h.auths(), (2, 1));
+        assert!(h.tracker.queue.is_empty() && !h.tracker.stopped);
+    }
+
+    #[test]
+    fn suppressed_replies_apply_their_auth_at_the_next_reply() {
+        let mut h = Harness::new();
+        h.send(&[&["AUTH", "o", &token("o", HOUR)]]);
+        h.reply(b"+OK\r\n");
+        h.send(&[
+            &["CLIENT", "REPLY", "SKIP"],
+            &["AUTH", "o", &token("o", 2 * HOUR)],
+            &["PING"],
+        ]);
+        assert_eq!(h.auths(), (1, 0));
+        h.reply(b"+PONG\r\n");
+        assert_eq!(h.auths(), (2, 1));
+        h.send(&[
+            &["CLIENT", "REPLY", "OFF"],
+            &["AUTH", "o", &token("o", 3 * HOUR)],
+            &["GET", "k"],
+        ]);
+        // Nothing comes back while replies are off: the AUTH has not shown it ran.
+        assert_eq!(h.auths(), (2, 1));
+        h.send(&[&["CLIENT", "REPLY", "ON"]]);
+        h.reply(b"+OK\r\n");
+        assert_eq!(h.auths(), (3, 2));
+        assert_eq!(h.expires_at(), Some(exp_of(3 * HOUR)));
+        // An empty request uses up a SKIP, as in redis-server.
+        h.send(&[&["CLIENT", "REPLY", "SKIP"]]);
+        h.send_raw(b"\r\n");
+        h.send(&[&["AUTH", "o", &token("o", 4 * HOUR)]]);
+        h.reply(b"+OK\r\n");
+        assert_eq!(h.auths(), (4, 3));
+        assert!(h.tracker.queue.is_empty() && !h.tracker.stopped);
+    }
+
+    #[test]
+    fn unfollowable_replies_stop_all_later_credential_changes() {
+        let t = token("o", 2 * HOUR);
+        // MONITOR: its `+OK`, then a feed of simple strings.
+        let mut h = Harness::new();
+        h.send(&[
+            &["AUTH", "o", &token("o", HOUR)],
+            &["MONITOR"],
+            &["AUTH", "o", &t],
+        ]);
+        h.reply(b"+OK\r\n+OK\r\n+1700000000.000000 [0 127.0.0.1:1] \"PING\"\r\n+OK\r\n");
+        assert!(h.tracker.stopped);
+        assert_eq!(h.auths(), (1, 0));
+        // A transaction that subscribes.
+        let mut h = Harness::new();
+        h.send(&[&["AUTH", "o", &token("o", HOUR)]]);
+        h.reply(b"+OK\r\n");
+        h.send(&[
+            &["MULTI"],
+            &["SUBSCRIBE", "a"],
+            &["EXEC"],
+            &["AUTH", "o", &t],
+        ]);
+        h.reply(b"+OK\r\n+QUEUED\r\n*1\r\n*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n");
+        assert!(h.tracker.stopped);
+        h.reply(b"+OK\r\n");
+        assert_eq!(h.auths(), (1, 0));
+        // A reply nobody asked for, and one that is not RESP.
+        for bad in [&b"+OK\r\n+OK\r\n"[..], b"+OK\r\n?\r\n"] {
+            let mut h = Harness::new();
+            h.send(&[&["AUTH", "o", &token("o", HOUR)]]);
+            h.reply(bad);
+            assert!(h.tracker.stopped, "{bad:?}");
+            h.send(&[&["AUTH", "o", &t]]);
+            h.reply(b"+OK\r\n");
+            assert_eq!(h.auths(), (1, 0));
+            assert!(h.tracker.queue.is_empty());
+        }
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //!   persistence, in its own temporary directory; killed and reaped on drop, its log printed when a test panics.
 //! - [`Gateway`]: a RESP2/RESP3-aware proxy in front of a node. `AUTH` and `HELLO ... AUTH` carry Entra tokens,
 //!   which the gateway verifies (signature, `aud`, `exp`, `nbf`, user = `oid`); the connection is closed when its
-//!   token expires unless it re-authenticated. Everything else passes through verbatim. See the module docs of
-//!   [`gateway`] for the exact rules.
+//!   token expires unless it re-authenticated, and a re-AUTH counts only once redis-server has executed it (not
+//!   while it waits behind a blocked command or in an open `MULTI`). Everything else passes through verbatim. See
+//!   the module docs of [`gateway`] for the exact rules.
 //! - [`RedisCluster`]: masters in cluster mode, each behind its own gateway and announcing its gateway's port.
 //! - [`RedisHarness`]: the convenient entry point: standalone, standalone with TLS, or cluster.
 //! - [`RespClient`]: a raw RESP client for tests and benchmarks.

@@ -161,7 +161,8 @@ impl ReplyScanner {
                         .min(data.len());
                     if capture {
                         // The data, not the CRLF after it.
-                        let data_left = usize::try_from(remaining.saturating_sub(2)).unwrap_or(usize::MAX);
+                        let data_left =
+                            usize::try_from(remaining.saturating_sub(2)).unwrap_or(usize::MAX);
                         self.capture(&data[..take.min(data_left)]);
                     }
                     data = &data[take..];
@@ -437,7 +438,11 @@ mod tests {
                 // Nothing is reported before the data it ends with has been fed.
                 let fed = (i + 1) * piece;
                 let first_end = format!("${}\r\n", big.len()).len() + big.len() + 2;
-                assert_eq!(!frames.is_empty(), fed >= first_end, "piece {piece} fed {fed}");
+                assert_eq!(
+                    !frames.is_empty(),
+                    fed >= first_end,
+                    "piece {piece} fed {fed}"
+                );
             }
             assert_eq!(kinds(&frames), b"$*+", "piece {piece}");
             assert!(scanner.at_boundary());
