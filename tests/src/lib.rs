@@ -1,6 +1,7 @@
-//! End-to-end tests of entraid-rs live in `tests/tests/`: each starts its own emulator and redis-server processes
-//! (through `entraid-testkit`) on free ports and stops them afterwards.
+//! End-to-end tests of entraid-rs live in `tests/tests/`: each starts its own Entra ID emulator and redis-server
+//! processes behind the enforcing gateway (through `entraid-testkit`) on free ports, and drives every layer at
+//! once: an identity flow from `entraid-identity`, the token manager, and fred through `entraid-fred`.
 //!
-//! This library part is empty; shared helpers for the end-to-end tests go here as they are written.
+//! The per-crate tests live with each crate; these check that the layers fit together as a user assembles them.
 
 #![forbid(unsafe_code)]

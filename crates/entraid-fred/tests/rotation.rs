@@ -12,10 +12,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::{MintingProvider, builder, load, settle, start_auth, wait_rotations};
-use entraid_testkit::redis::{HarnessOptions, RedisHarness};
+use entraid_testkit::redis::{HarnessOptions, RedisHarness, slot_range};
 use entraid_testkit::tls::TestCa;
 use fred::prelude::*;
 use fred::types::RespVersion;
+use fred::util::redis_keyslot;
 
 const LIFETIME: Duration = Duration::from_secs(4);
 const ROTATIONS: usize = 5;
@@ -155,8 +156,17 @@ async fn cluster_of_three_masters() {
     client.init().await.unwrap();
     let _attached = auth.attach(&client);
 
-    // Enough keys to land on every master's slot range.
-    let keys = keys(64);
+    // Keys in every master's slot range (several per range), so commands reach every node.
+    let keys: Vec<String> = (0..3)
+        .flat_map(|master| {
+            let (start, end) = slot_range(master, 3);
+            (0..)
+                .map(|i| format!("key-{i}"))
+                .filter(move |k| (start..=end).contains(&redis_keyslot(k.as_bytes())))
+                .take(8)
+        })
+        .collect();
+    assert_eq!(keys.len(), 24);
     let stop = Arc::new(AtomicBool::new(false));
     let worker = tokio::spawn(load(client.clone(), stop.clone(), keys));
     wait_rotations(&manager, ROTATIONS).await;
@@ -164,8 +174,13 @@ async fn cluster_of_three_masters() {
     let (_, failed, first) = worker.await.unwrap();
     assert_eq!(failed, 0, "failed commands (first: {first:?})");
     assert_gateway_clean(&harness, &provider);
-    // Every master's gateway saw re-authentications.
+    // Every master's gateway saw commands and re-authentications.
     for gateway in harness.gateways() {
+        assert!(
+            gateway.stats().auth_ok > 0,
+            "a master was never used: {:?}",
+            gateway.stats()
+        );
         assert!(
             gateway.stats().reauths > 0,
             "a master was never re-authenticated: {:?}",
