@@ -61,13 +61,14 @@ async fn run(version: RespVersion, prefix: &str) {
         })
     };
 
-    // Push rarely, so the connection spends most of its time blocked, also across every rotation.
+    // Push rarely (less often than a token lives), so the connection is
+    // blocked across rotations and only an interrupted BLPOP lets the AUTH run in time.
     let pushed = {
         let (pusher, stop) = (pusher.clone(), stop.clone());
         tokio::spawn(async move {
             let mut n = 0u64;
             while !stop.load(Ordering::SeqCst) {
-                tokio::time::sleep(Duration::from_millis(700)).await;
+                tokio::time::sleep(Duration::from_secs(6)).await;
                 let _: i64 = pusher.rpush("queue", n).await.expect("RPUSH never fails");
                 n += 1;
             }
