@@ -1,7 +1,8 @@
 //! RESP framing: a request parser that follows redis-server's own rules (multibulk and inline commands,
 //! pipelined and partial input), a RESP2/RESP3 reply parser, and the command encoder.
 //!
-//! The gateway only needs request framing: replies flow back verbatim. The reply parser serves the raw client
+//! The gateway frames requests with [`parse_request`]; replies flow back verbatim, their boundaries found by the
+//! streaming scanner in the `scan` module (which decodes nothing). The reply parser here serves the raw client
 //! ([`super::RespClient`]) used by tests and benchmarks.
 
 use bytes::{BufMut as _, Bytes, BytesMut};
