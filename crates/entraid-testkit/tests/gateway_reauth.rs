@@ -318,7 +318,7 @@ async fn a_resp3_subscriber_reauths_while_messages_flow() {
             sent += batch.len();
             tokio::task::yield_now().await;
         }
-        sent
+        (publisher, sent)
     });
     let first = subscriber.read_reply().await.unwrap();
     assert!(matches!(first, RespValue::Push(_)), "{first:?}");
@@ -330,6 +330,9 @@ async fn a_resp3_subscriber_reauths_while_messages_flow() {
         .await
         .unwrap();
     read_until(&mut subscriber, &ok()).await;
+    stop_tx.send(()).unwrap();
+    let (mut publisher, sent) = publishing.await.unwrap();
+    assert!(sent > 0);
     let conn = connection(&harness, "sub");
     assert_eq!(conn.reauths, 1);
     assert_ne!(conn.expires_at, old_exp);
@@ -339,10 +342,16 @@ async fn a_resp3_subscriber_reauths_while_messages_flow() {
         .wait_for_stats(Duration::from_secs(8), |s| s.closed_by_expiry == 1)
         .await
         .unwrap();
-    let after = subscriber.read_reply().await.unwrap();
-    assert!(matches!(after, RespValue::Push(_)), "{after:?}");
-    stop_tx.send(()).unwrap();
-    assert!(publishing.await.unwrap() > 0);
+    publisher
+        .command(&["PUBLISH", "news", "after-expiry"])
+        .await
+        .unwrap();
+    let last = RespValue::Push(vec![
+        RespValue::Bulk("message".into()),
+        RespValue::Bulk("news".into()),
+        RespValue::Bulk("after-expiry".into()),
+    ]);
+    read_until(&mut subscriber, &last).await;
     assert_eq!(harness.stats().closed_by_expiry, 1);
 }
 
