@@ -219,3 +219,59 @@ async fn outage_shorter_than_token_life_is_invisible() {
     assert_gateway_clean(&harness, &provider);
     client.quit().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_reauth_is_reported_and_the_client_reconnected_before_expiry() {
+    let harness = RedisHarness::standalone().await.unwrap();
+    let provider = MintingProvider::new("refused", LIFETIME);
+    let (manager, auth) = start_auth(&provider);
+    let mut errors = auth.subscribe_errors();
+    let client = builder(&harness, &auth, RespVersion::RESP3)
+        .build()
+        .unwrap();
+    client.init().await.unwrap();
+    let _attached = auth.attach(&client);
+    manager.ready().await.unwrap();
+    // From now on the server refuses every re-AUTH on a live connection: only a reconnect can save it.
+    harness.set_refuse_reauth(true);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = tokio::spawn(load(client.clone(), stop.clone(), keys(8)));
+    wait_rotations(&manager, 3).await;
+    settle(&auth).await;
+    stop.store(true, Ordering::SeqCst);
+    let (ok, failed, first) = worker.await.unwrap();
+
+    let stats = harness.stats();
+    let expired: Vec<_> = stats.expired().collect();
+    assert!(
+        expired.is_empty(),
+        "connections closed by expiry: {expired:?}"
+    );
+    assert!(
+        stats.auth_failed >= 3,
+        "the gateway refused the re-AUTHs: {stats:?}"
+    );
+    let reauth = auth.stats();
+    assert!(
+        reauth.reconnects >= 3,
+        "one reconnect per rotation: {reauth:?}"
+    );
+    assert!(reauth.reauths_failed >= 3, "{reauth:?}");
+    // Every failure was reported, and the last attempt of each rotation says the client was reconnected.
+    let mut reported = Vec::new();
+    while let Ok(error) = errors.try_recv() {
+        reported.push(error);
+    }
+    assert!(
+        reported.iter().filter(|e| e.reconnected).count() >= 3,
+        "{reported:?}"
+    );
+    assert!(
+        reported.iter().all(|e| e.message.contains("WRONGPASS")),
+        "{reported:?}"
+    );
+    // fred retries the commands a reconnect interrupts: none failed.
+    assert_eq!(failed, 0, "failed commands (first: {first:?}) out of {ok}");
+    client.quit().await.unwrap();
+}

@@ -289,6 +289,8 @@ pub(crate) struct Shared {
     live: Mutex<HashMap<u64, LiveConnection>>,
     closed: Mutex<Vec<ClosedConnection>>,
     changes: watch::Sender<u64>,
+    /// Fault injection: refuse every AUTH on an already authenticated connection (new connections still work).
+    refuse_reauth: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -310,6 +312,7 @@ impl Shared {
             live: Mutex::new(HashMap::new()),
             closed: Mutex::new(Vec::new()),
             changes: watch::channel(0).0,
+            refuse_reauth: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -425,6 +428,8 @@ enum Refusal {
     UserMismatch,
     /// A valid token, but redis-server refuses AUTH in RESP2 subscriber mode.
     SubscriberContext,
+    /// A re-AUTH on an authenticated connection, refused by the test's script ([`Gateway::set_refuse_reauth`]).
+    Scripted,
 }
 
 struct ValidToken {
@@ -916,6 +921,14 @@ impl Session {
                 && self.shard_channels.is_empty())
     }
 
+    /// The token check, unless the test scripted re-AUTHs to be refused.
+    fn verdict(&self, user: &[u8], token: &[u8]) -> Result<ValidToken, Refusal> {
+        if self.authenticated && self.shared.refuse_reauth.load(Ordering::SeqCst) {
+            return Err(Refusal::Scripted);
+        }
+        self.shared.check_token(user, token)
+    }
+
     fn refuse_auth(&self, why: Refusal) {
         self.shared.auth_failed.fetch_add(1, Ordering::SeqCst);
         tracing::debug!(id = self.id, reason = ?why, "gateway AUTH refused");
@@ -1125,7 +1138,7 @@ impl Session {
                 return Expect::Replies(1);
             }
         };
-        let verdict = self.shared.check_token(user, token);
+        let verdict = self.verdict(user, token);
         let (expect, [u, p]) = match verdict {
             Ok(valid) if !self.resp2_subscribed() => {
                 let effect = Effect {
@@ -1218,9 +1231,7 @@ impl Session {
             encode_command(&args, out);
             return Expect::Replies(1);
         }
-        let verdict = self
-            .shared
-            .check_token(&args[last_auth], &args[last_auth + 1]);
+        let verdict = self.verdict(&args[last_auth], &args[last_auth + 1]);
         let (expect, [u, p]) = match verdict {
             Ok(valid) if !self.resp2_subscribed() => {
                 // With a refused name the server has authenticated the connection, then answers the name's error
@@ -1498,6 +1509,13 @@ impl Gateway {
     /// A snapshot of the counters.
     pub fn stats(&self) -> GatewayStats {
         self.shared.stats()
+    }
+
+    /// Fault injection: while set, every `AUTH` / `HELLO ... AUTH` on an already authenticated connection is refused
+    /// (`WRONGPASS`, counted in `auth_failed`), while new connections still authenticate. Models a server that
+    /// will not re-authenticate a live connection, which only a reconnect survives.
+    pub fn set_refuse_reauth(&self, refuse: bool) {
+        self.shared.refuse_reauth.store(refuse, Ordering::SeqCst);
     }
 
     /// The live connections, by id: user, deadline, re-AUTHs, protocol, age.

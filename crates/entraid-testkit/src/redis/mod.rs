@@ -314,6 +314,13 @@ impl RedisHarness {
         total
     }
 
+    /// Fault injection on every gateway: see [`Gateway::set_refuse_reauth`].
+    pub fn set_refuse_reauth(&self, refuse: bool) {
+        for gateway in &self.gateways {
+            gateway.set_refuse_reauth(refuse);
+        }
+    }
+
     /// Every gateway's live connections.
     pub fn connections(&self) -> Vec<ConnectionInfo> {
         self.gateways
