@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::{MintingProvider, builder, load, settle, start_auth, wait_rotations};
-use entraid_testkit::redis::{HarnessOptions, RedisHarness, slot_range};
+use entraid_testkit::redis::{HarnessOptions, RedisHarness, Topology, slot_range};
 use entraid_testkit::tls::TestCa;
 use fred::prelude::*;
 use fred::types::RespVersion;
@@ -145,10 +145,8 @@ async fn pool_of_eight() {
     pool.quit().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cluster_of_three_masters() {
-    let harness = RedisHarness::cluster().await.unwrap();
-    let provider = MintingProvider::new("cluster", LIFETIME);
+async fn run_cluster(harness: RedisHarness, prefix: &str) {
+    let provider = MintingProvider::new(prefix, LIFETIME);
     let (manager, auth) = start_auth(&provider);
     let client = builder(&harness, &auth, RespVersion::RESP3)
         .build()
@@ -188,6 +186,24 @@ async fn cluster_of_three_masters() {
         );
     }
     client.quit().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_of_three_masters() {
+    run_cluster(RedisHarness::cluster().await.unwrap(), "cluster").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_of_three_masters_over_tls() {
+    let harness = RedisHarness::start(HarnessOptions {
+        topology: Topology::Cluster { masters: 3 },
+        tls: Some(TestCa::new().unwrap()),
+        ..HarnessOptions::default()
+    })
+    .await
+    .unwrap();
+    assert!(harness.is_tls());
+    run_cluster(harness, "cluster-tls").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -109,3 +109,59 @@ async fn a_cluster_behind_gateways_redirects_to_gateways() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_tls_cluster_announces_its_tls_gateways() {
+    use entraid_testkit::redis::{HarnessOptions, Topology};
+    use entraid_testkit::tls::TestCa;
+
+    let harness = RedisHarness::start(HarnessOptions {
+        topology: Topology::Cluster { masters: 3 },
+        tls: Some(TestCa::new().unwrap()),
+        ..HarnessOptions::default()
+    })
+    .await
+    .unwrap();
+    assert!(harness.is_tls());
+    let gateways = harness.addrs();
+    let mut gateway_ports: Vec<u16> = gateways.iter().map(SocketAddr::port).collect();
+    gateway_ports.sort_unstable();
+    // `connect_to` speaks TLS to a TLS harness.
+    let mut client = authed(&harness, gateways[0]).await;
+    let slots = client.command(&["CLUSTER", "SLOTS"]).await.unwrap();
+    let mut announced = Vec::new();
+    ports(&slots, &mut announced);
+    announced.sort_unstable();
+    assert_eq!(announced, gateway_ports);
+    // A key owned by another node is redirected to that node's TLS gateway, where it works.
+    let (start, end) = slot_range(2, 3);
+    let key = (0..)
+        .map(|i| format!("k{i}"))
+        .find(|k| (start..=end).contains(&key_slot(k)))
+        .unwrap();
+    let reply = client.command(&["SET", &key, "v"]).await.unwrap();
+    let moved = reply.as_error().expect("MOVED").to_owned();
+    let target: SocketAddr = moved.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(gateways.contains(&target), "{moved}");
+    let mut there = authed(&harness, target).await;
+    assert_eq!(
+        there.command(&["SET", &key, "v"]).await.unwrap(),
+        RespValue::Simple("OK".into())
+    );
+}
+
+/// CRC16 (XMODEM) key slot, as Redis computes it for keys without a hash tag.
+fn key_slot(key: &str) -> u16 {
+    let mut crc: u16 = 0;
+    for byte in key.bytes() {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc % 16384
+}

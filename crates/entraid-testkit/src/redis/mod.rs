@@ -158,7 +158,7 @@ pub struct HarnessOptions {
     /// Standalone or cluster. Default: standalone.
     pub topology: Topology,
     /// Serve clients over TLS with a certificate from this CA (for `127.0.0.1` and `localhost`). Default: none.
-    /// Only for a standalone topology.
+    /// In a cluster every node's gateway serves TLS, and the nodes announce the gateways' (TLS) ports.
     pub tls: Option<TestCa>,
     /// Options for every redis-server. Default: the defaults.
     pub server: RedisServerOptions,
@@ -243,11 +243,6 @@ impl RedisHarness {
                 })
             }
             Topology::Cluster { masters } => {
-                if tls_client.is_some() {
-                    return Err(Error::Tls(
-                        "TLS is supported for a standalone harness only".into(),
-                    ));
-                }
                 let RedisCluster { gateways, servers } = RedisCluster::start(ClusterOptions {
                     masters,
                     server: options.server,
@@ -258,7 +253,7 @@ impl RedisHarness {
                 Ok(Self {
                     gateways,
                     servers,
-                    tls_client: None,
+                    tls_client,
                 })
             }
         }
