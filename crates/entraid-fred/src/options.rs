@@ -20,7 +20,7 @@ pub struct ReauthOptions {
     pub retry_max_delay: Duration,
     /// When a client still cannot re-authenticate and the token its connections hold has less than this left
     /// (or less than a fifth of its lifetime, whichever is shorter), the client is reconnected with the current
-    /// token rather than left for the server to close. Default: 2 s.
+    /// token rather than left for the server to close. Default: 10 s.
     pub reconnect_margin: Duration,
 }
 
@@ -31,7 +31,7 @@ impl Default for ReauthOptions {
             unblock_after: Duration::from_millis(50),
             retry_initial_delay: Duration::from_millis(100),
             retry_max_delay: Duration::from_secs(2),
-            reconnect_margin: Duration::from_secs(2),
+            reconnect_margin: Duration::from_secs(10),
         }
     }
 }

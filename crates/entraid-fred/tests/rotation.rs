@@ -254,7 +254,13 @@ async fn refused_reauth_is_reported_and_the_client_reconnected_before_expiry() {
     let stop = Arc::new(AtomicBool::new(false));
     let worker = tokio::spawn(load(client.clone(), stop.clone(), keys(8)));
     wait_rotations(&manager, 3).await;
-    settle(&auth).await;
+    // Each push now ends in a reconnect near the old token's expiry, so a fan-out is nearly always in progress:
+    // wait for three reconnects rather than for a quiet moment.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while auth.stats().reconnects < 3 {
+        assert!(tokio::time::Instant::now() < deadline, "{:?}", auth.stats());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     stop.store(true, Ordering::SeqCst);
     let (ok, failed, first) = worker.await.unwrap();
 
