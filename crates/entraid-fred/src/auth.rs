@@ -278,6 +278,16 @@ impl EntraIdAuth {
         }
     }
 
+    /// The newest token handed to the attached clients (being pushed, or pushed already; see
+    /// [`ReauthStats::fanouts_completed`]).
+    pub fn pushed_token(&self) -> Option<Arc<Token>> {
+        self.inner()
+            .latest
+            .borrow()
+            .as_ref()
+            .map(|p| p.token.clone())
+    }
+
     /// Re-authentication failures, as they happen (a lagging receiver misses the oldest).
     pub fn subscribe_errors(&self) -> broadcast::Receiver<ReauthError> {
         self.inner().errors.subscribe()
@@ -400,14 +410,21 @@ async fn apply(
     loop {
         attempt += 1;
         let token = published.token.clone();
-        let result = target
-            .reauth(
-                token.username(),
-                token.access_token().expose_secret(),
-                options,
-                &inner.counters,
-            )
-            .await;
+        let attempt_future = target.reauth(
+            token.username(),
+            token.access_token().expose_secret(),
+            options,
+            &inner.counters,
+        );
+        // A guard over the whole attempt (control client, unblock, AUTH, cluster sync): a worker never hangs.
+        let result = tokio::time::timeout(options.auth_timeout * 3, attempt_future)
+            .await
+            .unwrap_or_else(|_| {
+                Err(timeout_error(
+                    "re-authentication attempt",
+                    options.auth_timeout * 3,
+                ))
+            });
         match result {
             Ok(outcome) => {
                 inner
@@ -429,7 +446,13 @@ async fn apply(
                     reconnected: false,
                 };
                 if deadline.is_none_or(|d| Instant::now() + delay >= d) {
-                    match target.reconnect(options).await {
+                    let reconnect =
+                        tokio::time::timeout(options.auth_timeout * 3, target.reconnect(options))
+                            .await
+                            .unwrap_or_else(|_| {
+                                Err(timeout_error("reconnect", options.auth_timeout * 3))
+                            });
+                    match reconnect {
                         Ok(()) => {
                             Counters::add(&inner.counters.reconnects);
                             report.reconnected = true;
@@ -456,6 +479,13 @@ async fn apply(
             }
         }
     }
+}
+
+fn timeout_error(what: &str, after: std::time::Duration) -> fred::error::Error {
+    fred::error::Error::new(
+        fred::error::ErrorKind::Timeout,
+        format!("{what} timed out after {after:?}"),
+    )
 }
 
 /// When connections holding `token` must be reconnected at the latest.

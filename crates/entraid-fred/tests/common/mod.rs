@@ -128,18 +128,19 @@ pub async fn wait_rotations(manager: &TokenManager, count: usize) {
     }
 }
 
-/// Waits until the adapter has seen every token the manager received and finished pushing each of them.
+/// Waits until the adapter has pushed the manager's current token to every attached client.
 pub async fn settle(auth: &EntraIdAuth) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let received = auth.manager().status().refreshes;
+        let current = auth.manager().current().map(|t| t.username().to_owned());
+        let pushed = auth.pushed_token().map(|t| t.username().to_owned());
         let stats = auth.stats();
-        if stats.rotations >= received && stats.fanouts_completed == stats.rotations {
+        if current.is_some() && current == pushed && stats.fanouts_completed == stats.rotations {
             return;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "fan-out did not finish: {stats:?}, manager received {received}"
+            "fan-out did not finish: {stats:?}, manager has {current:?}, pushed {pushed:?}"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
