@@ -293,6 +293,12 @@ async fn refused_reauth_is_reported_and_the_client_reconnected_before_expiry() {
         reported.iter().all(|e| e.message.contains("WRONGPASS")),
         "{reported:?}"
     );
+    // No token (every JWT starts with "eyJ") in any report, its Display or Debug, or the adapter's Debug.
+    let shown = format!(
+        "{reported:?} {} {auth:?}",
+        reported.iter().map(ToString::to_string).collect::<String>()
+    );
+    assert!(!shown.contains("eyJ"), "a token leaked: {shown}");
     // fred retries the commands a reconnect interrupts: none failed.
     assert_eq!(failed, 0, "failed commands (first: {first:?}) out of {ok}");
     client.quit().await.unwrap();
