@@ -250,53 +250,191 @@ struct ToolOptions {
     in_chain: bool,
 }
 
+/// What sets one developer tool apart from the other.
+#[derive(Debug)]
+struct Spec {
+    /// The credential's name in errors and logs.
+    name: &'static str,
+    /// The program's name on the search path.
+    program: &'static str,
+    /// The tool, in messages (`the Azure CLI`).
+    title: &'static str,
+    /// Who printed the output, in messages (`the Azure CLI's`, `azd's`).
+    owner: &'static str,
+    /// The command that is run, in messages (`az account get-access-token`).
+    command: &'static str,
+    /// The output's field that holds the token.
+    token_field: &'static str,
+    /// The command that logs in.
+    login: &'static str,
+    /// Standard error holding one of these, without an AADSTS code, means "not logged in".
+    login_markers: &'static [&'static str],
+    /// Standard error is JSON lines whose `/data/message` is the text (azd).
+    json_stderr: bool,
+}
+
+/// The parts of a developer tool's credential both tools share.
+#[derive(Debug)]
+struct Cli {
+    spec: &'static Spec,
+    tool: Tool,
+    tenant: Option<TenantId>,
+    in_chain: bool,
+}
+
 impl ToolOptions {
-    fn tool(&self, credential: &'static str, program: &'static str) -> Tool {
+    /// The scope (default: the Redis scope), checked.
+    fn scope(&self, spec: &Spec) -> Result<String, Error> {
+        let scope = self.scope.clone().unwrap_or_else(|| REDIS_SCOPE.to_owned());
+        check_scope(spec.name, &scope)?;
+        Ok(scope)
+    }
+
+    /// The shared parts of the credential: the tool on its search path, and the checked tenant.
+    fn cli(&self, spec: &'static Spec) -> Result<Cli, Error> {
         let search_path = self.search_path.clone().or_else(|| {
             let env = self.env.clone().unwrap_or_default();
             env.get("PATH").map(OsString::from)
         });
-        Tool {
-            credential,
-            program,
+        let tool = Tool {
+            credential: spec.name,
+            program: spec.program,
             search_path,
             timeout: self.timeout.unwrap_or(CLI_TIMEOUT),
-        }
-    }
-
-    fn tenant(&self, credential: &str) -> Result<Option<TenantId>, Error> {
-        self.tenant_id
+        };
+        let tenant = self
+            .tenant_id
             .as_deref()
             .map(|t| {
                 TenantId::new(t).map_err(|e| match e {
                     Error::Configuration { message } => {
-                        Error::configuration(format!("{credential}: {message}"))
+                        Error::configuration(format!("{}: {message}", spec.name))
                     }
                     other => other,
                 })
             })
-            .transpose()
+            .transpose()?;
+        Ok(Cli {
+            spec,
+            tool,
+            tenant,
+            in_chain: self.in_chain,
+        })
     }
 }
 
-/// Inside the default chain, every failure of a developer tool counts as unavailable.
-fn in_chain(
-    enabled: bool,
-    result: Result<IdentityProviderResponse, Error>,
-) -> Result<IdentityProviderResponse, Error> {
-    match result {
-        Err(error) if enabled && !error.is_unavailable() => {
-            let credential = match &error {
-                Error::AuthenticationFailed { credential, .. }
-                | Error::Timeout { credential, .. }
-                | Error::Transport { credential, .. }
-                | Error::Http { credential, .. } => credential.clone(),
-                _ => "developer tool".into(),
-            };
-            Err(Error::unavailable(credential, error.to_string()))
+impl Cli {
+    /// Runs the tool with `args`: its JSON output and the (non-empty) token in it.
+    async fn run(&self, args: &[&str]) -> Result<(serde_json::Value, Secret), Error> {
+        let spec = self.spec;
+        let output = self
+            .tool
+            .run(self.tool.program, args, self.tool.timeout)
+            .await?;
+        if output.code != Some(0) {
+            return Err(classify(spec, &output));
         }
-        other => other,
+        let parsed: serde_json::Value = serde_json::from_slice(&output.stdout).map_err(|_| {
+            Error::invalid_response(format!(
+                "{}: `{}` did not print the expected JSON",
+                spec.name, spec.command
+            ))
+        })?;
+        let token = parsed
+            .get(spec.token_field)
+            .and_then(|t| t.as_str())
+            .filter(|t| !t.is_empty())
+            .map(Secret::from)
+            .ok_or_else(|| {
+                Error::invalid_response(format!(
+                    "{}: {} output has no {}",
+                    spec.name, spec.owner, spec.token_field
+                ))
+            })?;
+        Ok((parsed, token))
     }
+
+    /// The request's outcome. Inside the default chain every failure counts as unavailable; an unavailable error
+    /// gets the login hint when it has none.
+    fn finish(
+        &self,
+        result: Result<IdentityProviderResponse, Error>,
+    ) -> Result<IdentityProviderResponse, Error> {
+        let error = match result {
+            Err(error) if self.in_chain && !error.is_unavailable() => {
+                let credential = match &error {
+                    Error::AuthenticationFailed { credential, .. }
+                    | Error::Timeout { credential, .. }
+                    | Error::Transport { credential, .. }
+                    | Error::Http { credential, .. } => credential.clone(),
+                    _ => "developer tool".into(),
+                };
+                Error::unavailable(credential, error.to_string())
+            }
+            Err(error) => error,
+            ok => return ok,
+        };
+        let login = self.spec.login;
+        Err(match error {
+            Error::CredentialUnavailable {
+                credential,
+                message,
+            } if !message.contains(login) => {
+                Error::unavailable(credential, format!("{message}; then run `{login}`"))
+            }
+            other => other,
+        })
+    }
+}
+
+/// The messages of azd's JSON error lines (`{"type":"consoleMessage","data":{"message":...}}`), or the text.
+fn messages(stderr: &str) -> String {
+    let from_json: Vec<String> = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l.trim()).ok())
+        .filter_map(|v| {
+            v.pointer("/data/message")
+                .and_then(|m| m.as_str())
+                .map(str::to_owned)
+        })
+        .collect();
+    if from_json.is_empty() {
+        stderr.to_owned()
+    } else {
+        from_json.join("\n")
+    }
+}
+
+/// Turns a failed run into an error: not installed, not logged in, or what the tool said.
+fn classify(spec: &Spec, output: &Output) -> Error {
+    let text = if spec.json_stderr {
+        messages(&output.stderr)
+    } else {
+        output.stderr.clone()
+    };
+    let program = spec.program;
+    if output.code == Some(127)
+        || text.contains(&format!("{program}: not found"))
+        || text.contains(&format!("'{program}' is not recognized"))
+    {
+        return Error::unavailable(
+            spec.name,
+            format!(
+                "{} ({program}) is not installed; install it, then run `{}`",
+                spec.title, spec.login
+            ),
+        );
+    }
+    if spec.login_markers.iter().any(|m| text.contains(m)) && !text.contains("AADSTS") {
+        return Error::unavailable(
+            spec.name,
+            format!("not logged in to {}; run `{}`", spec.title, spec.login),
+        );
+    }
+    Error::authentication_failed(
+        spec.name,
+        format!("{} failed: {}", spec.title, summary(&text)),
+    )
 }
 
 /// Builder methods both tools' builders share.
@@ -352,6 +490,18 @@ mod azure_cli {
 
     const NAME: &str = "AzureCli";
 
+    static SPEC: Spec = Spec {
+        name: NAME,
+        program: "az",
+        title: "the Azure CLI",
+        owner: "the Azure CLI's",
+        command: "az account get-access-token",
+        token_field: "accessToken",
+        login: "az login",
+        login_markers: &["az login", "az account set"],
+        json_stderr: false,
+    };
+
     /// The user (or service principal) logged in to the Azure CLI (`az login`).
     ///
     /// ```no_run
@@ -365,10 +515,8 @@ mod azure_cli {
     /// ```
     #[derive(Debug)]
     pub struct AzureCliCredential {
-        tool: Tool,
+        cli: Cli,
         resource: String,
-        tenant: Option<TenantId>,
-        in_chain: bool,
     }
 
     impl AzureCliCredential {
@@ -392,36 +540,14 @@ mod azure_cli {
                 "--resource",
                 &self.resource,
             ];
-            if let Some(tenant) = &self.tenant {
+            if let Some(tenant) = &self.cli.tenant {
                 args.extend(["--tenant", tenant.as_str()]);
             }
             args
         }
 
         async fn get(&self) -> Result<IdentityProviderResponse, Error> {
-            let output = self
-                .tool
-                .run(self.tool.program, &self.arguments(), self.tool.timeout)
-                .await?;
-            if output.code != Some(0) {
-                return Err(classify(&output));
-            }
-            let parsed: serde_json::Value =
-                serde_json::from_slice(&output.stdout).map_err(|_| {
-                    Error::invalid_response(format!(
-                        "{NAME}: `az account get-access-token` did not print the expected JSON"
-                    ))
-                })?;
-            let token = parsed
-                .get("accessToken")
-                .and_then(|t| t.as_str())
-                .filter(|t| !t.is_empty())
-                .map(Secret::from)
-                .ok_or_else(|| {
-                    Error::invalid_response(format!(
-                        "{NAME}: the Azure CLI's output has no accessToken"
-                    ))
-                })?;
+            let (parsed, token) = self.cli.run(&self.arguments()).await?;
             let expires_on = match unix_seconds(parsed.get("expires_on")) {
                 Some(at) => at,
                 None => self.local_expiry(parsed.get("expiresOn"), &token).await?,
@@ -439,7 +565,7 @@ mod azure_cli {
                 .and_then(|v| v.as_str())
                 .and_then(parse_expires_on);
             if let Some(local) = local {
-                if let Some(offset) = self.tool.local_utc_offset().await {
+                if let Some(offset) = self.cli.tool.local_utc_offset().await {
                     return shift(local, offset).ok_or_else(|| {
                         Error::invalid_response(format!(
                             "{NAME}: the Azure CLI's expiresOn is out of range"
@@ -461,31 +587,9 @@ mod azure_cli {
         }
     }
 
-    /// Turns a failed run into an error: not installed, not logged in, or what the CLI said.
-    fn classify(output: &Output) -> Error {
-        let stderr = &output.stderr;
-        if output.code == Some(127)
-            || stderr.contains("az: not found")
-            || stderr.contains("'az' is not recognized")
-        {
-            return Error::unavailable(
-                NAME,
-                "the Azure CLI (az) is not installed; install it, then run `az login`",
-            );
-        }
-        if (stderr.contains("az login") || stderr.contains("az account set"))
-            && !stderr.contains("AADSTS")
-        {
-            return Error::unavailable(NAME, "not logged in to the Azure CLI; run `az login`");
-        }
-        Error::authentication_failed(NAME, format!("the Azure CLI failed: {}", summary(stderr)))
-    }
-
     impl IdentityProvider for AzureCliCredential {
         fn request_token(&self) -> BoxFuture<'_, Result<IdentityProviderResponse, Error>> {
-            Box::pin(async move {
-                in_chain(self.in_chain, self.get().await).map_err(|e| hint(e, "az login"))
-            })
+            Box::pin(async move { self.cli.finish(self.get().await) })
         }
 
         fn name(&self) -> &str {
@@ -504,19 +608,12 @@ mod azure_cli {
 
         /// Builds the credential, checking the scope and the tenant.
         pub fn build(self) -> Result<AzureCliCredential, Error> {
-            let scope = self
-                .options
-                .scope
-                .clone()
-                .unwrap_or_else(|| REDIS_SCOPE.to_owned());
-            check_scope(NAME, &scope)?;
+            let scope = self.options.scope(&SPEC)?;
             let resource = scope.strip_suffix("/.default").unwrap_or(&scope).to_owned();
             check_scope(NAME, &resource)?;
             Ok(AzureCliCredential {
-                tool: self.options.tool(NAME, "az"),
+                cli: self.options.cli(&SPEC)?,
                 resource,
-                tenant: self.options.tenant(NAME)?,
-                in_chain: self.options.in_chain,
             })
         }
     }
@@ -624,6 +721,18 @@ mod azd {
 
     const NAME: &str = "AzureDeveloperCli";
 
+    static SPEC: Spec = Spec {
+        name: NAME,
+        program: "azd",
+        title: "the Azure Developer CLI",
+        owner: "azd's",
+        command: "azd auth token",
+        token_field: "token",
+        login: "azd auth login",
+        login_markers: &["azd auth login"],
+        json_stderr: true,
+    };
+
     /// The user logged in to the Azure Developer CLI (`azd auth login`).
     ///
     /// ```
@@ -638,10 +747,8 @@ mod azd {
     /// ```
     #[derive(Debug)]
     pub struct AzureDeveloperCliCredential {
-        tool: Tool,
+        cli: Cli,
         scope: String,
-        tenant: Option<TenantId>,
-        in_chain: bool,
     }
 
     impl AzureDeveloperCliCredential {
@@ -666,34 +773,14 @@ mod azd {
                 "--scope",
                 &self.scope,
             ];
-            if let Some(tenant) = &self.tenant {
+            if let Some(tenant) = &self.cli.tenant {
                 args.extend(["--tenant-id", tenant.as_str()]);
             }
             args
         }
 
         async fn get(&self) -> Result<IdentityProviderResponse, Error> {
-            let output = self
-                .tool
-                .run(self.tool.program, &self.arguments(), self.tool.timeout)
-                .await?;
-            if output.code != Some(0) {
-                return Err(classify(&output));
-            }
-            let parsed: serde_json::Value =
-                serde_json::from_slice(&output.stdout).map_err(|_| {
-                    Error::invalid_response(format!(
-                        "{NAME}: `azd auth token` did not print the expected JSON"
-                    ))
-                })?;
-            let token = parsed
-                .get("token")
-                .and_then(|t| t.as_str())
-                .filter(|t| !t.is_empty())
-                .map(Secret::from)
-                .ok_or_else(|| {
-                    Error::invalid_response(format!("{NAME}: azd's output has no token"))
-                })?;
+            let (parsed, token) = self.cli.run(&self.arguments()).await?;
             let expires_on = parsed
                 .get("expiresOn")
                 .and_then(|v| v.as_str())
@@ -707,52 +794,9 @@ mod azd {
         }
     }
 
-    /// The messages of azd's JSON error lines (`{"type":"consoleMessage","data":{"message":...}}`), or the text.
-    fn messages(stderr: &str) -> String {
-        let from_json: Vec<String> = stderr
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l.trim()).ok())
-            .filter_map(|v| {
-                v.pointer("/data/message")
-                    .and_then(|m| m.as_str())
-                    .map(str::to_owned)
-            })
-            .collect();
-        if from_json.is_empty() {
-            stderr.to_owned()
-        } else {
-            from_json.join("\n")
-        }
-    }
-
-    fn classify(output: &Output) -> Error {
-        let text = messages(&output.stderr);
-        if output.code == Some(127)
-            || text.contains("azd: not found")
-            || text.contains("'azd' is not recognized")
-        {
-            return Error::unavailable(
-                NAME,
-                "the Azure Developer CLI (azd) is not installed; install it, then run `azd auth login`",
-            );
-        }
-        if text.contains("azd auth login") && !text.contains("AADSTS") {
-            return Error::unavailable(
-                NAME,
-                "not logged in to the Azure Developer CLI; run `azd auth login`",
-            );
-        }
-        Error::authentication_failed(
-            NAME,
-            format!("the Azure Developer CLI failed: {}", summary(&text)),
-        )
-    }
-
     impl IdentityProvider for AzureDeveloperCliCredential {
         fn request_token(&self) -> BoxFuture<'_, Result<IdentityProviderResponse, Error>> {
-            Box::pin(async move {
-                in_chain(self.in_chain, self.get().await).map_err(|e| hint(e, "azd auth login"))
-            })
+            Box::pin(async move { self.cli.finish(self.get().await) })
         }
 
         fn name(&self) -> &str {
@@ -771,17 +815,9 @@ mod azd {
 
         /// Builds the credential, checking the scope and the tenant.
         pub fn build(self) -> Result<AzureDeveloperCliCredential, Error> {
-            let scope = self
-                .options
-                .scope
-                .clone()
-                .unwrap_or_else(|| REDIS_SCOPE.to_owned());
-            check_scope(NAME, &scope)?;
             Ok(AzureDeveloperCliCredential {
-                tool: self.options.tool(NAME, "azd"),
-                scope,
-                tenant: self.options.tenant(NAME)?,
-                in_chain: self.options.in_chain,
+                scope: self.options.scope(&SPEC)?,
+                cli: self.options.cli(&SPEC)?,
             })
         }
     }
@@ -793,29 +829,19 @@ mod azd {
         #[test]
         fn reads_azd_json_error_lines() {
             let stderr = "{\"type\":\"consoleMessage\",\"timestamp\":\"2025-06-17T10:30:00Z\",\"data\":{\"message\":\"\\nERROR: fetching token: not logged in, run `azd auth login` to login\\n\"}}\n";
-            let err = classify(&Output {
-                stdout: Vec::new(),
-                stderr: stderr.to_owned(),
-                code: Some(1),
-            });
+            let err = classify(
+                &SPEC,
+                &Output {
+                    stdout: Vec::new(),
+                    stderr: stderr.to_owned(),
+                    code: Some(1),
+                },
+            );
             assert!(
                 err.is_unavailable() && err.to_string().contains("`azd auth login`"),
                 "{err}"
             );
         }
-    }
-}
-
-/// An unavailable error gets the login hint when it has none.
-fn hint(error: Error, login: &str) -> Error {
-    match error {
-        Error::CredentialUnavailable {
-            credential,
-            message,
-        } if !message.contains(login) => {
-            Error::unavailable(credential, format!("{message}; then run `{login}`"))
-        }
-        other => other,
     }
 }
 
