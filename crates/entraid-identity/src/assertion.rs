@@ -294,15 +294,24 @@ impl WorkloadIdentityCredential {
     }
 }
 
-impl IdentityProvider for WorkloadIdentityCredential {
-    fn request_token(&self) -> BoxFuture<'_, Result<IdentityProviderResponse, Error>> {
-        self.0.request_token()
-    }
+delegate_provider!(WorkloadIdentityCredential);
 
-    fn name(&self) -> &str {
-        self.0.name()
-    }
+/// Implements [`IdentityProvider`] for a newtype over [`ClientAssertionCredential`] (workload identity, the CI
+/// credentials) by handing every call to the inner credential.
+macro_rules! delegate_provider {
+    ($credential:ty) => {
+        impl IdentityProvider for $credential {
+            fn request_token(&self) -> BoxFuture<'_, Result<IdentityProviderResponse, Error>> {
+                self.0.request_token()
+            }
+
+            fn name(&self) -> &str {
+                self.0.name()
+            }
+        }
+    };
 }
+pub(crate) use delegate_provider;
 
 /// Builds a [`WorkloadIdentityCredential`]. Defaults: tenant `AZURE_TENANT_ID`, client `AZURE_CLIENT_ID`, file
 /// `AZURE_FEDERATED_TOKEN_FILE`, re-read at most every 10 minutes.

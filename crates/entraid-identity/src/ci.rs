@@ -18,7 +18,7 @@ use entraid_core::{BoxFuture, Error, IdentityProvider, IdentityProviderResponse,
 use reqwest::Url;
 
 use crate::assertion::{
-    ClientAssertionCredential, ClientAssertionCredentialBuilder, FetchAssertion,
+    ClientAssertionCredential, ClientAssertionCredentialBuilder, FetchAssertion, delegate_provider,
 };
 use crate::authority::checked_url_with_query;
 use crate::confidential::{CommonBuilder, common_builder_methods};
@@ -110,13 +110,39 @@ fn required<T>(value: Option<T>, name: &'static str, missing: &mut Vec<&'static 
     value
 }
 
-/// Resolves tenant and client from the builder, then the environment variables (first set wins).
-fn ids_from_env(common: &mut CommonBuilder, env: &Env, tenant_vars: &[&str], client_vars: &[&str]) {
+/// Resolves tenant and client from the builder, then the environment variables (first set wins). Returns, as
+/// missing, the first variable of each that is still unset.
+fn ids_from_env(
+    common: &mut CommonBuilder,
+    env: &Env,
+    tenant_vars: &[&'static str],
+    client_vars: &[&'static str],
+) -> Vec<&'static str> {
     if common.tenant_id.is_none() && common.authority.is_none() {
         common.tenant_id = tenant_vars.iter().find_map(|v| env.get(v));
     }
     if common.client_id.is_none() {
         common.client_id = client_vars.iter().find_map(|v| env.get(v));
+    }
+    let mut missing = Vec::new();
+    if common.tenant_id.is_none() && common.authority.is_none() {
+        missing.extend(tenant_vars.first());
+    }
+    if common.client_id.is_none() {
+        missing.extend(client_vars.first());
+    }
+    missing
+}
+
+impl OidcEndpoint {
+    /// The endpoint's URL from `var` (or the builder), checked.
+    fn checked_url(credential: &'static str, url: &str, var: &str) -> Result<Url, Error> {
+        checked_url_with_query(url, var).map_err(|e| crate::confidential::prefixed(credential, e))
+    }
+
+    /// The client-assertion credential that fetches its assertion here.
+    fn into_credential(self, common: CommonBuilder) -> Result<ClientAssertionCredential, Error> {
+        ClientAssertionCredentialBuilder::build_fetching(common, self.credential, Box::new(self))
     }
 }
 
@@ -156,15 +182,7 @@ mod github {
         }
     }
 
-    impl IdentityProvider for GitHubActionsCredential {
-        fn request_token(&self) -> BoxFuture<'_, Result<IdentityProviderResponse, Error>> {
-            self.0.request_token()
-        }
-
-        fn name(&self) -> &str {
-            self.0.name()
-        }
-    }
+    delegate_provider!(GitHubActionsCredential);
 
     /// Builds a [`GitHubActionsCredential`]. Defaults: tenant `AZURE_TENANT_ID`, client `AZURE_CLIENT_ID`, the
     /// OIDC endpoint `ACTIONS_ID_TOKEN_REQUEST_URL` and its bearer token `ACTIONS_ID_TOKEN_REQUEST_TOKEN`, audience
@@ -201,19 +219,12 @@ mod github {
         /// Builds the credential.
         pub fn build(mut self) -> Result<GitHubActionsCredential, Error> {
             let env = self.common.env();
-            ids_from_env(
+            let mut missing = ids_from_env(
                 &mut self.common,
                 &env,
                 &["AZURE_TENANT_ID"],
                 &["AZURE_CLIENT_ID"],
             );
-            let mut missing = Vec::new();
-            if self.common.tenant_id.is_none() && self.common.authority.is_none() {
-                missing.push("AZURE_TENANT_ID");
-            }
-            if self.common.client_id.is_none() {
-                missing.push("AZURE_CLIENT_ID");
-            }
             let url = required(
                 self.request_url
                     .or_else(|| env.get("ACTIONS_ID_TOKEN_REQUEST_URL")),
@@ -232,8 +243,7 @@ mod github {
             if !missing.is_empty() {
                 return Err(unavailable(&missing));
             }
-            let mut url = checked_url_with_query(&url, "ACTIONS_ID_TOKEN_REQUEST_URL")
-                .map_err(|e| crate::confidential::prefixed(NAME, e))?;
+            let mut url = OidcEndpoint::checked_url(NAME, &url, "ACTIONS_ID_TOKEN_REQUEST_URL")?;
             url.query_pairs_mut().append_pair(
                 "audience",
                 self.audience.as_deref().unwrap_or(FEDERATED_AUDIENCE),
@@ -247,11 +257,7 @@ mod github {
                 hint: "does the workflow have `permissions: id-token: write`?",
             };
             Ok(GitHubActionsCredential(
-                ClientAssertionCredentialBuilder::build_fetching(
-                    self.common,
-                    NAME,
-                    Box::new(fetcher),
-                )?,
+                fetcher.into_credential(self.common)?,
             ))
         }
     }
@@ -303,15 +309,7 @@ mod pipelines {
         }
     }
 
-    impl IdentityProvider for AzurePipelinesCredential {
-        fn request_token(&self) -> BoxFuture<'_, Result<IdentityProviderResponse, Error>> {
-            self.0.request_token()
-        }
-
-        fn name(&self) -> &str {
-            self.0.name()
-        }
-    }
+    delegate_provider!(AzurePipelinesCredential);
 
     /// Builds an [`AzurePipelinesCredential`]. Defaults: tenant `AZURESUBSCRIPTION_TENANT_ID` else
     /// `AZURE_TENANT_ID`, client `AZURESUBSCRIPTION_CLIENT_ID` else `AZURE_CLIENT_ID`, service connection
@@ -349,19 +347,12 @@ mod pipelines {
         /// Builds the credential.
         pub fn build(mut self) -> Result<AzurePipelinesCredential, Error> {
             let env = self.common.env();
-            ids_from_env(
+            let mut missing = ids_from_env(
                 &mut self.common,
                 &env,
                 &["AZURESUBSCRIPTION_TENANT_ID", "AZURE_TENANT_ID"],
                 &["AZURESUBSCRIPTION_CLIENT_ID", "AZURE_CLIENT_ID"],
             );
-            let mut missing = Vec::new();
-            if self.common.tenant_id.is_none() && self.common.authority.is_none() {
-                missing.push("AZURESUBSCRIPTION_TENANT_ID");
-            }
-            if self.common.client_id.is_none() {
-                missing.push("AZURESUBSCRIPTION_CLIENT_ID");
-            }
             let connection = required(
                 self.service_connection_id
                     .or_else(|| env.get("AZURESUBSCRIPTION_SERVICE_CONNECTION_ID")),
@@ -386,8 +377,7 @@ mod pipelines {
             if !missing.is_empty() {
                 return Err(unavailable(&missing));
             }
-            let mut url = checked_url_with_query(&uri, "SYSTEM_OIDCREQUESTURI")
-                .map_err(|e| crate::confidential::prefixed(NAME, e))?;
+            let mut url = OidcEndpoint::checked_url(NAME, &uri, "SYSTEM_OIDCREQUESTURI")?;
             url.query_pairs_mut()
                 .append_pair("api-version", "7.1")
                 .append_pair("serviceConnectionId", &connection);
@@ -400,11 +390,7 @@ mod pipelines {
                 hint: "check the service connection id and that the task passes System.AccessToken",
             };
             Ok(AzurePipelinesCredential(
-                ClientAssertionCredentialBuilder::build_fetching(
-                    self.common,
-                    NAME,
-                    Box::new(fetcher),
-                )?,
+                fetcher.into_credential(self.common)?,
             ))
         }
     }
