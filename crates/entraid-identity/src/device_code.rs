@@ -191,13 +191,10 @@ impl DeviceCodeCredential {
 
 impl IdentityProvider for DeviceCodeCredential {
     fn request_token(&self) -> BoxFuture<'_, Result<IdentityProviderResponse, Error>> {
-        Box::pin(async move {
-            let response = self
-                .tokens
-                .acquire(&self.client, &ClientCredential::None, || self.sign_in())
-                .await?;
-            Ok(response.into())
-        })
+        Box::pin(
+            self.tokens
+                .acquire(&self.client, &ClientCredential::None, || self.sign_in()),
+        )
     }
 
     fn name(&self) -> &str {

@@ -47,17 +47,11 @@ impl OnBehalfOfCredential {
 
 impl IdentityProvider for OnBehalfOfCredential {
     fn request_token(&self) -> BoxFuture<'_, Result<IdentityProviderResponse, Error>> {
-        Box::pin(async move {
-            let response = self
-                .tokens
-                .acquire(&self.client, &self.auth, || {
-                    self.auth.request(&self.client, || Grant::OnBehalfOf {
-                        assertion: &self.user_assertion,
-                    })
-                })
-                .await?;
-            Ok(response.into())
-        })
+        Box::pin(self.tokens.acquire(&self.client, &self.auth, || {
+            self.auth.request(&self.client, || Grant::OnBehalfOf {
+                assertion: &self.user_assertion,
+            })
+        }))
     }
 
     fn name(&self) -> &str {

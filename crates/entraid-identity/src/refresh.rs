@@ -69,13 +69,14 @@ impl RefreshTokens {
     }
 
     /// A user flow's token: the refresh grant first when a refresh token is held, the interactive flow when none
-    /// is or when Entra refused it. The refresh token of the response is kept for next time.
+    /// is or when Entra refused it. The refresh token of the response is kept for next time; the rest is the
+    /// provider's answer.
     pub(crate) async fn acquire<F, Fut>(
         &self,
         client: &ConfidentialClient,
         auth: &ClientCredential,
         interactive: F,
-    ) -> Result<TokenResponse, Error>
+    ) -> Result<IdentityProviderResponse, Error>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<TokenResponse, Error>>,
@@ -87,7 +88,7 @@ impl RefreshTokens {
                         credential = client.credential(),
                         "token from the refresh token"
                     );
-                    return Ok(response);
+                    return Ok(response.into());
                 }
                 Err(error @ Error::AuthenticationFailed { .. }) => {
                     tracing::debug!(
@@ -102,7 +103,7 @@ impl RefreshTokens {
         }
         let response = interactive().await?;
         self.remember(&response);
-        Ok(response)
+        Ok(response.into())
     }
 }
 

@@ -51,18 +51,15 @@ impl UsernamePasswordCredential {
 
 impl IdentityProvider for UsernamePasswordCredential {
     fn request_token(&self) -> BoxFuture<'_, Result<IdentityProviderResponse, Error>> {
-        Box::pin(async move {
-            let response = self
-                .tokens
+        Box::pin(
+            self.tokens
                 .acquire(&self.client, &ClientCredential::None, || {
                     ClientCredential::None.request(&self.client, || Grant::Password {
                         username: &self.username,
                         password: &self.password,
                     })
-                })
-                .await?;
-            Ok(response.into())
-        })
+                }),
+        )
     }
 
     fn name(&self) -> &str {
