@@ -554,45 +554,75 @@ impl IdentityProvider for ClientCertificateCredential {
     }
 }
 
+/// The certificate settings a builder collects (the certificate, the assertion's algorithm, whether `x5c` is
+/// sent), set with [`certificate_builder_methods!`].
+#[derive(Debug, Default)]
+pub(crate) struct CertificateSettings {
+    pub(crate) certificate: Option<ClientCertificate>,
+    pub(crate) algorithm: AssertionAlgorithm,
+    pub(crate) send_chain: bool,
+}
+
+impl CertificateSettings {
+    /// The assertion signer, when a certificate was given.
+    pub(crate) fn signer(self) -> Option<AssertionSigner> {
+        let certificate = self.certificate?;
+        Some(AssertionSigner::new(
+            certificate,
+            self.algorithm,
+            self.send_chain,
+        ))
+    }
+}
+
+/// The certificate setters of a builder with a `signing: CertificateSettings` field; the literal documents
+/// `certificate`.
+macro_rules! certificate_builder_methods {
+    ($certificate:literal) => {
+        #[doc = $certificate]
+        pub fn certificate(mut self, certificate: $crate::ClientCertificate) -> Self {
+            self.signing.certificate = Some(certificate);
+            self
+        }
+
+        /// The certificate assertion's signing algorithm. Default
+        /// [`AssertionAlgorithm::Ps256`]($crate::AssertionAlgorithm::Ps256).
+        pub fn algorithm(mut self, algorithm: $crate::AssertionAlgorithm) -> Self {
+            self.signing.algorithm = algorithm;
+            self
+        }
+
+        /// Whether the certificate assertion carries the certificate chain (`x5c`), for subject-name/issuer
+        /// authentication. Default `false`.
+        pub fn send_certificate_chain(mut self, send: bool) -> Self {
+            self.signing.send_chain = send;
+            self
+        }
+    };
+}
+pub(crate) use certificate_builder_methods;
+
 /// Builds a [`ClientCertificateCredential`]. Required: tenant id (or authority), client id, certificate.
 /// Defaults: PS256 with `x5t#S256`, no `x5c` chain.
 #[derive(Debug, Default)]
 pub struct ClientCertificateCredentialBuilder {
     pub(crate) common: CommonBuilder,
-    certificate: Option<ClientCertificate>,
-    algorithm: AssertionAlgorithm,
-    send_chain: bool,
+    signing: CertificateSettings,
 }
 
 impl ClientCertificateCredentialBuilder {
     common_builder_methods!();
-
-    /// The certificate and its key. Required.
-    pub fn certificate(mut self, certificate: ClientCertificate) -> Self {
-        self.certificate = Some(certificate);
-        self
-    }
-
-    /// The assertion's signing algorithm. Default [`AssertionAlgorithm::Ps256`].
-    pub fn algorithm(mut self, algorithm: AssertionAlgorithm) -> Self {
-        self.algorithm = algorithm;
-        self
-    }
-
-    /// Whether to send the certificate chain (`x5c`), for subject-name/issuer authentication. Default `false`.
-    pub fn send_certificate_chain(mut self, send: bool) -> Self {
-        self.send_chain = send;
-        self
-    }
+    certificate_builder_methods!("The certificate and its key. Required.");
 
     /// Builds the credential, checking every setting.
     pub fn build(self) -> Result<ClientCertificateCredential, Error> {
-        let certificate = self
-            .certificate
+        let signer = self
+            .signing
+            .signer()
             .ok_or_else(|| Error::configuration(format!("{NAME}: no certificate was given")))?;
         Ok(ClientCertificateCredential {
             client: self.common.build(NAME)?,
-            signer: AssertionSigner::new(certificate, self.algorithm, self.send_chain),
+            signer,
         })
     }
 }

@@ -7,7 +7,7 @@
 
 use entraid_core::{BoxFuture, Error, IdentityProvider, IdentityProviderResponse, Secret};
 
-use crate::certificate::{AssertionAlgorithm, AssertionSigner, ClientCertificate};
+use crate::certificate::{CertificateSettings, certificate_builder_methods};
 use crate::confidential::{
     ClientCredential, ClientKind, CommonBuilder, ConfidentialClient, Grant, common_builder_methods,
 };
@@ -66,9 +66,7 @@ pub struct OnBehalfOfCredentialBuilder {
     common: CommonBuilder,
     user_assertion: Option<Secret>,
     secret: Option<Secret>,
-    certificate: Option<ClientCertificate>,
-    algorithm: AssertionAlgorithm,
-    send_chain: bool,
+    signing: CertificateSettings,
 }
 
 impl OnBehalfOfCredentialBuilder {
@@ -86,23 +84,7 @@ impl OnBehalfOfCredentialBuilder {
         self
     }
 
-    /// Authenticates the service with a certificate (private_key_jwt).
-    pub fn certificate(mut self, certificate: ClientCertificate) -> Self {
-        self.certificate = Some(certificate);
-        self
-    }
-
-    /// The certificate assertion's algorithm. Default PS256.
-    pub fn algorithm(mut self, algorithm: AssertionAlgorithm) -> Self {
-        self.algorithm = algorithm;
-        self
-    }
-
-    /// Whether the certificate assertion carries the `x5c` chain. Default `false`.
-    pub fn send_certificate_chain(mut self, send: bool) -> Self {
-        self.send_chain = send;
-        self
-    }
+    certificate_builder_methods!("Authenticates the service with a certificate (private_key_jwt).");
 
     /// Builds the credential, checking every setting.
     pub fn build(self) -> Result<OnBehalfOfCredential, Error> {
@@ -114,7 +96,7 @@ impl OnBehalfOfCredentialBuilder {
                     "{NAME}: the user's token (user assertion) is empty"
                 ))
             })?;
-        let auth = match (self.secret, self.certificate) {
+        let auth = match (self.secret, self.signing.signer()) {
             (Some(_), Some(_)) => {
                 return Err(Error::configuration(format!(
                     "{NAME}: give a client secret or a certificate, not both"
@@ -126,11 +108,7 @@ impl OnBehalfOfCredentialBuilder {
                 )));
             }
             (Some(secret), None) => ClientCredential::Secret(secret),
-            (None, Some(certificate)) => ClientCredential::Certificate(AssertionSigner::new(
-                certificate,
-                self.algorithm,
-                self.send_chain,
-            )),
+            (None, Some(signer)) => ClientCredential::Certificate(signer),
             (None, None) => {
                 return Err(Error::configuration(format!(
                     "{NAME}: the service must authenticate: give a client secret or a certificate"
