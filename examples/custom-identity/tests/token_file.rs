@@ -62,8 +62,16 @@ async fn rotating_token_file_keeps_the_client_authenticated() {
     assert_eq!(seen, ["file-2", "file-3", "file-4"]);
     // Wait for the adapter to finish pushing the last token.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while auth.stats().fanouts_completed < 3 {
-        assert!(tokio::time::Instant::now() < deadline, "{:?}", auth.stats());
+    loop {
+        let pushed = auth.pushed_token().map(|t| t.username().to_owned());
+        let stats = auth.stats();
+        if pushed.as_deref() == Some("file-4") && stats.fanouts_completed == stats.rotations {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{stats:?}, pushed {pushed:?}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let users: Vec<_> = harness
