@@ -7,7 +7,9 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use entraid_testkit::keys::{JwsAlgorithm, TestKey};
-use entraid_testkit::redis::{CloseReason, RedisHarness, RespClient, RespValue, token};
+use entraid_testkit::redis::{
+    AccessPolicy, CloseReason, RedisHarness, RespClient, RespValue, token,
+};
 use serde_json::{Value, json};
 
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
@@ -500,7 +502,10 @@ async fn resp3_subscriber_receives_pushes_and_can_reauth() {
 
 #[tokio::test]
 async fn blocking_commands_pass_through() {
-    let harness = RedisHarness::standalone().await.unwrap();
+    // INFO, CLIENT LIST / UNBLOCK and MONITOR are @dangerous: Data Owner allows them.
+    let harness = RedisHarness::standalone_with(AccessPolicy::DataOwner)
+        .await
+        .unwrap();
     let mut blocked = authed(&harness, "b").await;
     blocked.send(&["BLPOP", "queue", "10"]).await.unwrap();
     let mut pusher = authed(&harness, "p").await;

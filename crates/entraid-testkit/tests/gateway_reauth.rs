@@ -7,7 +7,9 @@
 
 use std::time::Duration;
 
-use entraid_testkit::redis::{ConnectionInfo, RedisHarness, RespClient, RespValue, token};
+use entraid_testkit::redis::{
+    AccessPolicy, ConnectionInfo, RedisHarness, RespClient, RespValue, token,
+};
 use tokio::time::Instant;
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -103,7 +105,10 @@ async fn blocked_with_auth_behind(harness: &RedisHarness, oid: &str) -> (RespCli
 
 #[tokio::test]
 async fn an_auth_behind_a_blocked_blpop_does_not_save_the_connection() {
-    let harness = RedisHarness::standalone().await.unwrap();
+    // INFO, CLIENT LIST / UNBLOCK and MONITOR are @dangerous: Data Owner allows them.
+    let harness = RedisHarness::standalone_with(AccessPolicy::DataOwner)
+        .await
+        .unwrap();
     let started = Instant::now();
     let (mut blocked, id, old_exp) = blocked_with_auth_behind(&harness, "blocked").await;
     let mut observer = authed(&harness, "observer", HOUR).await;
@@ -134,7 +139,10 @@ async fn an_auth_behind_a_blocked_blpop_does_not_save_the_connection() {
 
 #[tokio::test]
 async fn client_unblock_lets_the_auth_run_and_the_connection_stays() {
-    let harness = RedisHarness::standalone().await.unwrap();
+    // INFO, CLIENT LIST / UNBLOCK and MONITOR are @dangerous: Data Owner allows them.
+    let harness = RedisHarness::standalone_with(AccessPolicy::DataOwner)
+        .await
+        .unwrap();
     let (mut blocked, id, old_exp) = blocked_with_auth_behind(&harness, "blocked").await;
     let mut observer = authed(&harness, "observer", HOUR).await;
     wait_blocked_with_input_behind(&mut observer, id).await;
@@ -446,7 +454,10 @@ async fn client_reply_off_and_skip_are_followed() {
 
 #[tokio::test]
 async fn after_monitor_no_reauth_takes_effect() {
-    let harness = RedisHarness::standalone().await.unwrap();
+    // INFO, CLIENT LIST / UNBLOCK and MONITOR are @dangerous: Data Owner allows them.
+    let harness = RedisHarness::standalone_with(AccessPolicy::DataOwner)
+        .await
+        .unwrap();
     let mut client = authed(&harness, "mon", HOUR).await;
     let before = connection(&harness, "mon").expires_at;
     assert_eq!(client.command(&["MONITOR"]).await.unwrap(), ok());

@@ -103,6 +103,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::Error;
+use super::client::RespClient;
+use super::policy::{AccessPolicy, acl_user};
 use super::resp::{Request, encode_command, parse_request};
 use super::scan::{Frame, ReplyScanner};
 use crate::keys::{JwtVerifier, TestKey};
@@ -127,6 +129,12 @@ pub struct GatewayOptions {
     pub nbf_leeway: Duration,
     /// Accept TLS with this server config instead of plain TCP. Default: none (plain TCP).
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The data access policy each token's principal gets on redis-server, as real ACL rules (see
+    /// [`AccessPolicy`]): a connection with a valid token is authenticated to redis-server as an ACL user named
+    /// after its `oid`, created the first time that principal authenticates. `None`: as the backend's own user
+    /// (every command allowed). Default: `None`; [`RedisHarness`](super::RedisHarness) always sets one
+    /// ([`HarnessOptions::access_policy`](super::HarnessOptions::access_policy), Data Contributor by default).
+    pub access_policy: Option<AccessPolicy>,
 }
 
 impl Default for GatewayOptions {
@@ -136,6 +144,7 @@ impl Default for GatewayOptions {
             audiences: vec![REDIS_AUDIENCE.to_owned()],
             nbf_leeway: Duration::from_secs(5),
             tls: None,
+            access_policy: None,
         }
     }
 }
@@ -146,6 +155,7 @@ impl fmt::Debug for GatewayOptions {
             .field("audiences", &self.audiences)
             .field("nbf_leeway", &self.nbf_leeway)
             .field("tls", &self.tls.is_some())
+            .field("access_policy", &self.access_policy)
             .finish_non_exhaustive()
     }
 }
@@ -291,6 +301,10 @@ pub(crate) struct Shared {
     changes: watch::Sender<u64>,
     /// Fault injection: refuse every AUTH on an already authenticated connection (new connections still work).
     refuse_reauth: std::sync::atomic::AtomicBool,
+    /// The ACL users created on the backend so far (with an access policy).
+    provisioned: Mutex<HashSet<String>>,
+    /// The connection that creates them, as the backend's own user; opened when first needed.
+    admin: tokio::sync::Mutex<Option<RespClient>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -313,7 +327,83 @@ impl Shared {
             closed: Mutex::new(Vec::new()),
             changes: watch::channel(0).0,
             refuse_reauth: std::sync::atomic::AtomicBool::new(false),
+            provisioned: Mutex::new(HashSet::new()),
+            admin: tokio::sync::Mutex::new(None),
         })
+    }
+
+    /// The backend credentials for a connection that presented a valid token for `oid`: the principal's ACL user
+    /// under an access policy, else the backend's own user.
+    fn principal_credentials(&self, oid: &str) -> [Bytes; 2] {
+        let user = match &self.options.access_policy {
+            Some(_) => acl_user(oid),
+            None => self.backend.username.clone(),
+        };
+        [
+            Bytes::from(user),
+            Bytes::copy_from_slice(self.backend.password.expose_secret().as_bytes()),
+        ]
+    }
+
+    /// Whether the principal `oid` still needs its ACL user created before a request authenticating as it may be
+    /// forwarded.
+    fn needs_provisioning(&self, oid: &str) -> bool {
+        self.options.access_policy.is_some() && !lock(&self.provisioned).contains(&acl_user(oid))
+    }
+
+    /// Creates the ACL user of principal `oid` with the access policy's rules (once per principal). A failure is
+    /// logged; the client then gets the server's own `WRONGPASS` for its AUTH.
+    async fn provision(&self, oid: &str) {
+        let Some(policy) = &self.options.access_policy else {
+            return;
+        };
+        let user = acl_user(oid);
+        let mut admin = self.admin.lock().await;
+        if lock(&self.provisioned).contains(&user) {
+            return;
+        }
+        let result = async {
+            if admin.is_none() {
+                let mut client = RespClient::connect(self.backend.addr).await?;
+                let reply = client
+                    .command(&[
+                        "AUTH",
+                        self.backend.username.as_str(),
+                        self.backend.password.expose_secret(),
+                    ])
+                    .await?;
+                if reply != super::RespValue::Simple("OK".into()) {
+                    return Err(Error::UnexpectedReply {
+                        command: "AUTH",
+                        reply: format!("{reply:?}"),
+                    });
+                }
+                *admin = Some(client);
+            }
+            let client = admin.as_mut().ok_or(Error::Closed)?;
+            let password = format!(">{}", self.backend.password.expose_secret());
+            let mut args: Vec<&str> = vec!["ACL", "SETUSER", &user, "reset", "on", &password];
+            let rules = policy.acl_rules();
+            args.extend(rules.iter().map(String::as_str));
+            match client.command(&args).await? {
+                super::RespValue::Simple(ok) if ok == "OK" => Ok(()),
+                other => Err(Error::UnexpectedReply {
+                    command: "ACL SETUSER",
+                    reply: format!("{other:?}"),
+                }),
+            }
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                tracing::debug!(user = %user, policy = %policy, "gateway created the principal's ACL user");
+                lock(&self.provisioned).insert(user);
+            }
+            Err(e) => {
+                tracing::warn!(user = %user, error = %e, "gateway could not create the principal's ACL user");
+                *admin = None;
+            }
+        }
     }
 
     fn changed(&self) {
@@ -884,6 +974,8 @@ struct Session {
     shard_channels: HashSet<Bytes>,
     /// `Expect::Stop` was queued: nothing more is expected.
     stopped: bool,
+    /// Principals whose ACL user must exist before the requests handled since the last write are forwarded.
+    to_provision: Vec<String>,
 }
 
 fn is(arg: &[u8], name: &str) -> bool {
@@ -911,6 +1003,7 @@ impl Session {
             patterns: HashSet::new(),
             shard_channels: HashSet::new(),
             stopped: false,
+            to_provision: Vec::new(),
         }
     }
 
@@ -935,12 +1028,12 @@ impl Session {
         self.shared.changed();
     }
 
-    fn backend_credentials(&self) -> [Bytes; 2] {
-        let b = &self.shared.backend;
-        [
-            Bytes::copy_from_slice(b.username.as_bytes()),
-            Bytes::copy_from_slice(b.password.expose_secret().as_bytes()),
-        ]
+    /// The credentials to forward for a valid token of `oid`; notes the principal for provisioning first.
+    fn backend_credentials(&mut self, oid: &str) -> [Bytes; 2] {
+        if self.shared.needs_provisioning(oid) && !self.to_provision.iter().any(|p| p == oid) {
+            self.to_provision.push(oid.to_owned());
+        }
+        self.shared.principal_credentials(oid)
     }
 
     fn refused_credentials() -> [Bytes; 2] {
@@ -1141,13 +1234,14 @@ impl Session {
         let verdict = self.verdict(user, token);
         let (expect, [u, p]) = match verdict {
             Ok(valid) if !self.resp2_subscribed() => {
+                let credentials = self.backend_credentials(&valid.oid);
                 let effect = Effect {
                     auth: Some(valid),
                     ..Effect::default()
                 };
                 let expect = self.queue_or_expect(effect, false);
                 self.authenticated = true;
-                (expect, self.backend_credentials())
+                (expect, credentials)
             }
             Ok(_) => {
                 self.refuse_auth(Refusal::SubscriberContext);
@@ -1242,6 +1336,7 @@ impl Session {
                 {
                     self.protocol = p;
                 }
+                let credentials = self.backend_credentials(&valid.oid);
                 let effect = Effect {
                     auth: Some(valid),
                     protocol,
@@ -1249,7 +1344,7 @@ impl Session {
                 };
                 let expect = self.queue_or_expect(effect, !name_ok);
                 self.authenticated = true;
-                (expect, self.backend_credentials())
+                (expect, credentials)
             }
             Ok(_) => {
                 self.refuse_auth(Refusal::SubscriberContext);
@@ -1342,6 +1437,10 @@ where
             for expect in expects.drain(..) {
                 tracker.expect(expect);
             }
+        }
+        // An AUTH as a principal seen for the first time: its ACL user must exist before the AUTH reaches the server.
+        for oid in std::mem::take(&mut session.to_provision) {
+            session.shared.provision(&oid).await;
         }
         if !out.is_empty() {
             backend.write_all(&out).await?;

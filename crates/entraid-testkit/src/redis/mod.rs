@@ -8,6 +8,10 @@
 //!   token expires unless it re-authenticated, and a re-AUTH counts only once redis-server has executed it (not
 //!   while it waits behind a blocked command or in an open `MULTI`). Everything else passes through verbatim. See
 //!   the module docs of [`gateway`] for the exact rules.
+//! - [`AccessPolicy`]: Azure's data access policies (Data Owner, Data Contributor, Data Reader, custom) applied to
+//!   each token's principal as real ACL rules on redis-server, so redis-server itself answers `NOPERM` as Azure
+//!   does. The harness applies **Data Contributor** unless told otherwise: `CLIENT UNBLOCK`, `INFO` and every
+//!   other `@dangerous` command are refused.
 //! - [`RedisCluster`]: masters in cluster mode, each behind its own gateway and announcing its gateway's port.
 //! - [`RedisHarness`]: the convenient entry point: standalone, standalone with TLS, or cluster.
 //! - [`RespClient`]: a raw RESP client for tests and benchmarks.
@@ -34,6 +38,7 @@ use std::time::Duration;
 mod client;
 mod cluster;
 pub mod gateway;
+mod policy;
 mod resp;
 mod scan;
 mod server;
@@ -44,6 +49,7 @@ pub use gateway::{
     Backend, CloseReason, ClosedConnection, ConnectionInfo, Gateway, GatewayOptions, GatewayStats,
     REDIS_AUDIENCE,
 };
+pub use policy::AccessPolicy;
 pub use resp::{ProtocolError, RespValue, encode_command};
 pub use server::{RedisServer, RedisServerOptions, free_port};
 
@@ -162,8 +168,13 @@ pub struct HarnessOptions {
     pub tls: Option<TestCa>,
     /// Options for every redis-server. Default: the defaults.
     pub server: RedisServerOptions,
-    /// Options for every gateway (its `tls` is set from [`HarnessOptions::tls`]). Default: the defaults.
+    /// Options for every gateway (its `tls` is set from [`HarnessOptions::tls`], its `access_policy` from
+    /// [`HarnessOptions::access_policy`]). Default: the defaults.
     pub gateway: GatewayOptions,
+    /// The data access policy every token's principal gets, as real ACL rules on every redis-server (see
+    /// [`AccessPolicy`]). Default: [`AccessPolicy::DataContributor`], Azure's usual one for applications, which
+    /// refuses `CLIENT UNBLOCK`, `INFO` and every other `@dangerous` command with `NOPERM`.
+    pub access_policy: AccessPolicy,
 }
 
 /// Redis behind enforcing gateways: the entry point for tests, the demo and benchmarks.
@@ -205,6 +216,25 @@ impl RedisHarness {
         .await
     }
 
+    /// One redis-server behind one plain-TCP gateway, every principal under `policy`.
+    pub async fn standalone_with(policy: AccessPolicy) -> Result<Self, Error> {
+        Self::start(HarnessOptions {
+            access_policy: policy,
+            ..HarnessOptions::default()
+        })
+        .await
+    }
+
+    /// A cluster of 3 masters, each behind its own gateway, every principal under `policy`.
+    pub async fn cluster_with(policy: AccessPolicy) -> Result<Self, Error> {
+        Self::start(HarnessOptions {
+            topology: Topology::Cluster { masters: 3 },
+            access_policy: policy,
+            ..HarnessOptions::default()
+        })
+        .await
+    }
+
     /// A cluster of 3 masters, each behind its own gateway.
     pub async fn cluster() -> Result<Self, Error> {
         Self::start(HarnessOptions {
@@ -217,6 +247,7 @@ impl RedisHarness {
     /// Starts what `options` describe.
     pub async fn start(options: HarnessOptions) -> Result<Self, Error> {
         let mut gateway_options = options.gateway;
+        gateway_options.access_policy = Some(options.access_policy.clone());
         let tls_client = match &options.tls {
             Some(ca) => {
                 gateway_options.tls = Some(tls_server_config(ca)?);
