@@ -168,11 +168,19 @@ impl EntraIdAuth {
     ///
     /// Must be called inside a tokio runtime.
     pub fn new(manager: TokenManager) -> Self {
-        Self::with_options(manager, ReauthOptions::default())
+        Self::start(manager, ReauthOptions::default())
     }
 
-    /// Starts pushing tokens from `manager` to attached clients.
-    pub fn with_options(manager: TokenManager, options: ReauthOptions) -> Self {
+    /// Starts pushing tokens from `manager` to attached clients. Must be called inside a tokio runtime.
+    ///
+    /// # Errors
+    /// [`Error::Configuration`] when `options` do not [validate](ReauthOptions::validate).
+    pub fn with_options(manager: TokenManager, options: ReauthOptions) -> Result<Self, Error> {
+        options.validate()?;
+        Ok(Self::start(manager, options))
+    }
+
+    fn start(manager: TokenManager, options: ReauthOptions) -> Self {
         let (errors, _) = broadcast::channel(64);
         let initial = manager.current().map(|token| Published {
             generation: 0,
@@ -413,18 +421,18 @@ async fn apply(
         let attempt_future = target.reauth(
             token.username(),
             token.access_token().expose_secret(),
+            deadline,
             options,
             &inner.counters,
         );
-        // A guard over the whole attempt (control client, unblock, AUTH, cluster sync): a worker never hangs.
-        let result = tokio::time::timeout(options.auth_timeout * 3, attempt_future)
+        // A guard over the whole attempt (control client, unblock, AUTH, cluster sync, and where a blocking command
+        // cannot be interrupted, the wait for it until the deadline and a reconnect): a worker never hangs.
+        let guard = options.auth_timeout.saturating_mul(ATTEMPT_TIMEOUT_FACTOR);
+        let guard_until = Instant::now() + guard;
+        let guard_until = deadline.map_or(guard_until, |d| guard_until.max(d + guard));
+        let result = tokio::time::timeout_at(guard_until, attempt_future)
             .await
-            .unwrap_or_else(|_| {
-                Err(timeout_error(
-                    "re-authentication attempt",
-                    options.auth_timeout * 3,
-                ))
-            });
+            .unwrap_or_else(|_| Err(timeout_error("re-authentication attempt", guard)));
         match result {
             Ok(outcome) => {
                 inner
@@ -446,12 +454,12 @@ async fn apply(
                     reconnected: false,
                 };
                 if deadline.is_none_or(|d| Instant::now() + delay >= d) {
-                    let reconnect =
-                        tokio::time::timeout(options.auth_timeout * 3, target.reconnect(options))
-                            .await
-                            .unwrap_or_else(|_| {
-                                Err(timeout_error("reconnect", options.auth_timeout * 3))
-                            });
+                    let limit = options
+                        .auth_timeout
+                        .saturating_mul(crate::target::RECONNECT_TIMEOUT_FACTOR);
+                    let reconnect = tokio::time::timeout(limit, target.reconnect(options))
+                        .await
+                        .unwrap_or_else(|_| Err(timeout_error("reconnect", limit)));
                     match reconnect {
                         Ok(()) => {
                             Counters::add(&inner.counters.reconnects);
@@ -480,6 +488,10 @@ async fn apply(
         }
     }
 }
+
+/// How many `auth_timeout`s one re-authentication attempt of one target may take (control client, unblock,
+/// `AUTH`, cluster sync), beyond any wait for a blocking command until the deadline.
+const ATTEMPT_TIMEOUT_FACTOR: u32 = 3;
 
 fn timeout_error(what: &str, after: std::time::Duration) -> fred::error::Error {
     fred::error::Error::new(

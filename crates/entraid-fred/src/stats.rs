@@ -21,6 +21,9 @@ pub struct ReauthStats {
     pub reconnects: u64,
     /// Blocking commands interrupted (as a timeout) so an `AUTH` could go through.
     pub unblocks: u64,
+    /// Clients reconnected because an `AUTH` still waited behind a blocking command when the token was about to
+    /// expire and the access policy refuses `CLIENT UNBLOCK` (also counted in `reconnects`).
+    pub blocked_reconnects: u64,
     /// Clients currently attached.
     pub attached: u64,
     /// From a new token to every attached client re-authenticated, for the last completed fan-out.
@@ -35,6 +38,7 @@ pub(crate) struct Counters {
     pub(crate) reauths_failed: AtomicU64,
     pub(crate) reconnects: AtomicU64,
     pub(crate) unblocks: AtomicU64,
+    pub(crate) blocked_reconnects: AtomicU64,
     pub(crate) last_fanout_latency: Mutex<Option<Duration>>,
 }
 
@@ -51,6 +55,7 @@ impl Counters {
             reauths_failed: self.reauths_failed.load(Ordering::Relaxed),
             reconnects: self.reconnects.load(Ordering::Relaxed),
             unblocks: self.unblocks.load(Ordering::Relaxed),
+            blocked_reconnects: self.blocked_reconnects.load(Ordering::Relaxed),
             attached,
             last_fanout_latency: *self
                 .last_fanout_latency

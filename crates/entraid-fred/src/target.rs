@@ -14,6 +14,7 @@
 //! - A [`Pool`]: each of its clients, concurrently.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use fred::clients::{Client, Pool, SubscriberClient};
@@ -22,6 +23,7 @@ use fred::interfaces::{AuthInterface, ClientInterface, ClientLike, ClusterInterf
 use fred::types::config::Server;
 use fred::types::{Builder, ClientState, ClusterHash, CustomCommand, RespVersion, Value};
 use tokio::sync::OnceCell;
+use tokio::time::Instant;
 
 use crate::options::ReauthOptions;
 use crate::stats::Counters;
@@ -94,6 +96,17 @@ impl Outcome {
 pub(crate) struct Target {
     attachable: Attachable,
     control: OnceCell<Client>,
+    /// The server refused `CLIENT UNBLOCK` (`NOPERM`: the identity's access policy, e.g. Azure's Data
+    /// Contributor): blocked connections are reconnected before their token expires instead of interrupted.
+    unblock_refused: AtomicBool,
+}
+
+/// What interrupting a client's blocking commands achieved.
+enum Unblock {
+    /// This many blocking commands were interrupted (0: none was blocked).
+    Interrupted(u64),
+    /// The access policy refuses `CLIENT UNBLOCK`.
+    Refused,
 }
 
 impl Drop for Target {
@@ -113,6 +126,7 @@ impl Target {
         Arc::new(Self {
             attachable,
             control: OnceCell::new(),
+            unblock_refused: AtomicBool::new(false),
         })
     }
 
@@ -126,10 +140,13 @@ impl Target {
     }
 
     /// Re-authenticates every connection of the target (and its control client) with (`username`, `password`).
+    /// `deadline` is when the connections' current token must be replaced at the latest (see
+    /// [`ReauthOptions::reconnect_margin`]).
     pub(crate) async fn reauth(
         self: &Arc<Self>,
         username: &str,
         password: &str,
+        deadline: Option<Instant>,
         options: &ReauthOptions,
         counters: &Arc<Counters>,
     ) -> Result<Outcome, FredError> {
@@ -140,14 +157,14 @@ impl Target {
         }
         match &self.attachable {
             Attachable::Client(client) => {
-                self.auth_client(client, username, password, options, counters)
+                self.auth_client(client, username, password, deadline, options, counters)
                     .await
             }
             Attachable::Subscriber(subscriber) => {
                 if !is_live(subscriber) {
                     Ok(Outcome::SKIPPED)
                 } else if subscriber.protocol_version() == RespVersion::RESP3 {
-                    self.auth_client(subscriber, username, password, options, counters)
+                    self.auth_client(subscriber, username, password, deadline, options, counters)
                         .await
                 } else {
                     reconnect_subscriber(subscriber, options).await?;
@@ -166,7 +183,9 @@ impl Target {
                         };
                         let client = &pool.clients()[index];
                         target
-                            .auth_client(client, &username, &password, &options, &counters)
+                            .auth_client(
+                                client, &username, &password, deadline, &options, &counters,
+                            )
                             .await
                     });
                 }
@@ -174,7 +193,10 @@ impl Target {
                 let mut first_error = None;
                 while let Some(joined) = set.join_next().await {
                     match joined {
-                        Ok(Ok(outcome)) => total.reauthed += outcome.reauthed,
+                        Ok(Ok(outcome)) => {
+                            total.reauthed += outcome.reauthed;
+                            total.reconnected += outcome.reconnected;
+                        }
                         Ok(Err(e)) => first_error = first_error.or(Some(e)),
                         Err(e) => {
                             first_error = first_error
@@ -196,44 +218,88 @@ impl Target {
         }
     }
 
-    /// `AUTH` on one client, interrupting a blocking command that holds the connection.
-    async fn auth_client<C: AuthInterface + ClientInterface + ClusterInterface>(
+    /// `AUTH` on one client, interrupting a blocking command that holds the connection, or, where the access
+    /// policy refuses `CLIENT UNBLOCK`, waiting for the blocking command to end by itself until `deadline` and
+    /// reconnecting the client then.
+    async fn auth_client<C>(
         &self,
         client: &C,
         username: &str,
         password: &str,
+        deadline: Option<Instant>,
         options: &ReauthOptions,
         counters: &Counters,
-    ) -> Result<Outcome, FredError> {
+    ) -> Result<Outcome, FredError>
+    where
+        C: AuthInterface + ClientInterface + ClusterInterface + ClientLike,
+    {
         if !is_live(client) {
             // Not connected: when it connects again, fred asks the credential provider for the current token.
             return Ok(Outcome::SKIPPED);
         }
         let auth = client.auth(Some(username.to_owned()), password.to_owned());
         tokio::pin!(auth);
+        let timed_out = || {
+            FredError::new(
+                ErrorKind::Timeout,
+                format!("AUTH timed out after {:?}", options.auth_timeout),
+            )
+        };
         let result = match tokio::time::timeout(options.unblock_after, &mut auth).await {
             Ok(result) => result,
             Err(_) => {
                 // The AUTH is queued behind something, most likely a blocking command: interrupt it.
-                match self.unblock(client).await {
-                    Ok(0) => {}
-                    Ok(n) => {
-                        counters
-                            .unblocks
-                            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-                        tracing::debug!(client = %client.id(), "interrupted a blocking command so AUTH could run");
+                let unblocked = if self.unblock_refused.load(Ordering::Relaxed) {
+                    Unblock::Refused
+                } else {
+                    match self.unblock(client).await {
+                        Ok(outcome) => outcome,
+                        Err(e) => {
+                            tracing::debug!(client = %client.id(), error = %e, "CLIENT UNBLOCK failed");
+                            Unblock::Interrupted(0)
+                        }
                     }
-                    Err(e) => {
-                        tracing::debug!(client = %client.id(), error = %e, "CLIENT UNBLOCK failed")
+                };
+                match unblocked {
+                    Unblock::Interrupted(n) => {
+                        if n > 0 {
+                            counters.unblocks.fetch_add(n, Ordering::Relaxed);
+                            tracing::debug!(client = %client.id(), "interrupted a blocking command so AUTH could run");
+                        }
+                        let remaining = options.auth_timeout.saturating_sub(options.unblock_after);
+                        tokio::time::timeout(remaining.max(Duration::from_millis(1)), auth)
+                            .await
+                            .unwrap_or_else(|_| Err(timed_out()))
                     }
-                }
-                let remaining = options.auth_timeout.saturating_sub(options.unblock_after);
-                match tokio::time::timeout(remaining.max(Duration::from_millis(1)), auth).await {
-                    Ok(result) => result,
-                    Err(_) => Err(FredError::new(
-                        ErrorKind::Timeout,
-                        format!("AUTH timed out after {:?}", options.auth_timeout),
-                    )),
+                    Unblock::Refused if !options.reconnect_blocked => {
+                        let remaining = options.auth_timeout.saturating_sub(options.unblock_after);
+                        tokio::time::timeout(remaining.max(Duration::from_millis(1)), auth)
+                            .await
+                            .unwrap_or_else(|_| Err(timed_out()))
+                    }
+                    Unblock::Refused => {
+                        // The blocking command may end by itself (its own timeout, an item): the AUTH then runs.
+                        // Only when the current token would expire first is the client reconnected.
+                        let wait_until =
+                            deadline.unwrap_or_else(|| Instant::now() + options.auth_timeout);
+                        match tokio::time::timeout_at(wait_until, &mut auth).await {
+                            Ok(result) => result,
+                            Err(_) => {
+                                tracing::debug!(client = %client.id(),
+                                    "AUTH still waits behind a blocking command and CLIENT UNBLOCK is refused: reconnecting");
+                                tokio::time::timeout(
+                                    options
+                                        .auth_timeout
+                                        .saturating_mul(RECONNECT_TIMEOUT_FACTOR),
+                                    client.force_reconnection(),
+                                )
+                                .await
+                                .unwrap_or_else(|_| Err(timed_out()))?;
+                                counters.blocked_reconnects.fetch_add(1, Ordering::Relaxed);
+                                return Ok(Outcome::RECONNECTED);
+                            }
+                        }
+                    }
                 }
             }
         };
@@ -248,8 +314,7 @@ impl Target {
     }
 
     /// Sends `CLIENT UNBLOCK <id> TIMEOUT` for each of `client`'s connections from the control client.
-    /// Returns how many blocked commands were interrupted.
-    async fn unblock<C: ClientInterface>(&self, client: &C) -> Result<u64, FredError> {
+    async fn unblock<C: ClientInterface>(&self, client: &C) -> Result<Unblock, FredError> {
         let control = self
             .control
             .get_or_try_init(|| async {
@@ -263,11 +328,35 @@ impl Target {
             .await?;
         let mut unblocked = 0u64;
         for (server, id) in client.connection_ids() {
-            let n: i64 = unblock_on(control, &server, id).await?;
-            unblocked += u64::try_from(n).unwrap_or(0);
+            match unblock_on(control, &server, id).await {
+                Ok(n) => unblocked += u64::try_from(n).unwrap_or(0),
+                Err(e) if is_noperm(&e) => {
+                    if !self.unblock_refused.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(
+                            client = %client.id(),
+                            "the server refused CLIENT UNBLOCK (NOPERM): the identity's data access policy (e.g. \
+                             Azure's Data Contributor) does not allow it, so a connection blocked in BLPOP/XREAD \
+                             BLOCK is reconnected shortly before its token expires instead of interrupted. To \
+                             interrupt instead, give the identity a custom data access policy that adds \
+                             `+client|unblock`, e.g. `+@all -@dangerous +cluster|info +cluster|nodes \
+                             +cluster|slots +client|unblock allkeys`"
+                        );
+                    }
+                    return Ok(Unblock::Refused);
+                }
+                Err(e) => return Err(e),
+            }
         }
-        Ok(unblocked)
+        Ok(Unblock::Interrupted(unblocked))
     }
+}
+
+/// How many `auth_timeout`s a reconnect may take.
+pub(crate) const RECONNECT_TIMEOUT_FACTOR: u32 = 3;
+
+/// Whether fred reports the server's `NOPERM` (a command the user's ACL rules refuse).
+fn is_noperm(error: &FredError) -> bool {
+    error.details().starts_with("NOPERM")
 }
 
 /// `CLIENT UNBLOCK <id> TIMEOUT` on the control client's own connection to `server`.
