@@ -19,10 +19,11 @@ use std::time::Duration;
 
 use fred::clients::{Client, Pool, SubscriberClient};
 use fred::error::{Error as FredError, ErrorKind};
-use fred::interfaces::{AuthInterface, ClientInterface, ClientLike, ClusterInterface};
+use fred::interfaces::{
+    AuthInterface, ClientInterface, ClientLike, ClusterInterface, PubsubInterface,
+};
 use fred::types::config::Server;
-use fred::types::{Builder, ClientState, ClusterHash, CustomCommand, RespVersion, Value};
-use tokio::sync::OnceCell;
+use fred::types::{Builder, ClientState, ClusterHash, CustomCommand, Key, RespVersion, Value};
 use tokio::time::Instant;
 
 use crate::options::ReauthOptions;
@@ -95,7 +96,9 @@ impl Outcome {
 /// An attached target with its lazily created control client.
 pub(crate) struct Target {
     attachable: Attachable,
-    control: OnceCell<Client>,
+    /// Created the first time a blocking command must be interrupted; replaced when it is no longer connected;
+    /// dropped for good once the server refuses `CLIENT UNBLOCK`.
+    control: tokio::sync::Mutex<Option<Client>>,
     /// The server refused `CLIENT UNBLOCK` (`NOPERM`: the identity's access policy, e.g. Azure's Data
     /// Contributor): blocked connections are reconnected before their token expires instead of interrupted.
     unblock_refused: AtomicBool,
@@ -111,12 +114,8 @@ enum Unblock {
 
 impl Drop for Target {
     fn drop(&mut self) {
-        if let (Some(control), Ok(runtime)) =
-            (self.control.take(), tokio::runtime::Handle::try_current())
-        {
-            runtime.spawn(async move {
-                let _ = control.quit().await;
-            });
+        if let Some(control) = self.control.get_mut().take() {
+            close_in_background(control);
         }
     }
 }
@@ -125,7 +124,7 @@ impl Target {
     pub(crate) fn new(attachable: Attachable) -> Arc<Self> {
         Arc::new(Self {
             attachable,
-            control: OnceCell::new(),
+            control: tokio::sync::Mutex::new(None),
             unblock_refused: AtomicBool::new(false),
         })
     }
@@ -150,11 +149,7 @@ impl Target {
         options: &ReauthOptions,
         counters: &Arc<Counters>,
     ) -> Result<Outcome, FredError> {
-        if let Some(control) = self.control.get().filter(|c| is_live(*c)) {
-            control
-                .auth(Some(username.to_owned()), password.to_owned())
-                .await?;
-        }
+        self.reauth_control(username, password).await;
         match &self.attachable {
             Attachable::Client(client) => {
                 self.auth_client(client, username, password, deadline, options, counters)
@@ -167,8 +162,8 @@ impl Target {
                     self.auth_client(subscriber, username, password, deadline, options, counters)
                         .await
                 } else {
-                    reconnect_subscriber(subscriber, options).await?;
-                    Ok(Outcome::RECONNECTED)
+                    reauth_resp2_subscriber(subscriber, username, password, options).await?;
+                    Ok(Outcome::REAUTHED)
                 }
             }
             Attachable::Pool(pool) => {
@@ -315,22 +310,16 @@ impl Target {
 
     /// Sends `CLIENT UNBLOCK <id> TIMEOUT` for each of `client`'s connections from the control client.
     async fn unblock<C: ClientInterface>(&self, client: &C) -> Result<Unblock, FredError> {
-        let control = self
-            .control
-            .get_or_try_init(|| async {
-                let mut builder = Builder::from_config(client.client_config());
-                builder.set_connection_config(client.connection_config().clone());
-                builder.set_performance_config(client.perf_config());
-                let control = builder.build()?;
-                control.init().await?;
-                Ok::<_, FredError>(control)
-            })
-            .await?;
+        let control = self.control_for(client).await?;
         let mut unblocked = 0u64;
         for (server, id) in client.connection_ids() {
-            match unblock_on(control, &server, id).await {
+            match unblock_on(&control, &server, id).await {
                 Ok(n) => unblocked += u64::try_from(n).unwrap_or(0),
                 Err(e) if is_noperm(&e) => {
+                    // Never needed again: close it rather than keep re-authenticating it.
+                    if let Some(control) = self.control.lock().await.take() {
+                        close_in_background(control);
+                    }
                     if !self.unblock_refused.swap(true, Ordering::Relaxed) {
                         tracing::warn!(
                             client = %client.id(),
@@ -344,10 +333,74 @@ impl Target {
                     }
                     return Ok(Unblock::Refused);
                 }
-                Err(e) => return Err(e),
+                // The loop goes on: a server that left the cluster (fred keeps connection ids of removed nodes)
+                // must not keep the others blocked.
+                Err(e) => {
+                    tracing::debug!(client = %client.id(), %server, error = %e, "CLIENT UNBLOCK failed on one server");
+                }
             }
         }
         Ok(Unblock::Interrupted(unblocked))
+    }
+
+    /// The control client, connected: the existing one, or a new one built from `client`'s configuration (with its
+    /// reconnect policy) when there is none or it is no longer connected.
+    async fn control_for<C: ClientLike>(&self, client: &C) -> Result<Client, FredError> {
+        let mut slot = self.control.lock().await;
+        if let Some(control) = slot.as_ref().filter(|c| is_live(*c)) {
+            return Ok(control.clone());
+        }
+        if let Some(dead) = slot.take() {
+            close_in_background(dead);
+        }
+        let mut builder = Builder::from_config(client.client_config());
+        builder.set_connection_config(client.connection_config().clone());
+        builder.set_performance_config(client.perf_config());
+        if let Some(policy) = client.client_reconnect_policy() {
+            builder.set_policy(policy);
+        }
+        let control = builder.build()?;
+        control.init().await?;
+        *slot = Some(control.clone());
+        Ok(control)
+    }
+
+    /// Re-authenticates the control client like any client (`AUTH`, then a fresh cluster backchannel). A control
+    /// client that fails is closed; the next interruption builds a new one.
+    async fn reauth_control(&self, username: &str, password: &str) {
+        let Some(control) = self.control.lock().await.clone() else {
+            return;
+        };
+        if !is_live(&control) {
+            return;
+        }
+        let result = async {
+            control
+                .auth(Some(username.to_owned()), password.to_owned())
+                .await?;
+            if control.is_clustered() {
+                control.sync_cluster().await?;
+            }
+            Ok::<_, FredError>(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "re-authenticating the control client failed: closing it");
+            let mut slot = self.control.lock().await;
+            if slot.as_ref().is_some_and(|c| c.id() == control.id()) {
+                slot.take();
+            }
+            close_in_background(control);
+        }
+    }
+}
+
+/// Closes a client without waiting for it.
+fn close_in_background(client: Client) {
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(async move {
+            let _ = client.quit().await;
+        });
     }
 }
 
@@ -378,6 +431,96 @@ async fn unblock_on(control: &Client, server: &Server, id: i64) -> Result<i64, F
 
 fn is_live<C: ClientLike>(client: &C) -> bool {
     client.state() == ClientState::Connected
+}
+
+/// Re-authenticates a RESP2 subscriber, which the server refuses `AUTH` while it is subscribed: unsubscribes from
+/// everything it tracks, runs `AUTH` on every connection, and subscribes again (to what it tracked before, and to
+/// anything subscribed meanwhile). Messages published between the unsubscribe and the subscribe (a few round
+/// trips) are not delivered. No connection is closed, so this works on a cluster too, where fred's
+/// `force_reconnection` keeps healthy node connections as they are.
+async fn reauth_resp2_subscriber(
+    subscriber: &SubscriberClient,
+    username: &str,
+    password: &str,
+    options: &ReauthOptions,
+) -> Result<(), FredError> {
+    let channels = subscriber.tracked_channels();
+    let patterns = subscriber.tracked_patterns();
+    let shard_channels = subscriber.tracked_shard_channels();
+    let work = async {
+        let unsubscribed = subscriber.unsubscribe_all().await;
+        let auth = match unsubscribed {
+            Ok(()) => {
+                subscriber
+                    .auth(Some(username.to_owned()), password.to_owned())
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        // Subscribe again whatever happened, so that no subscription is lost.
+        let resubscribed = resubscribe(
+            subscriber,
+            channels
+                .union(&subscriber.tracked_channels())
+                .cloned()
+                .map(Key::from)
+                .collect(),
+            patterns
+                .union(&subscriber.tracked_patterns())
+                .cloned()
+                .map(Key::from)
+                .collect(),
+            shard_channels
+                .union(&subscriber.tracked_shard_channels())
+                .cloned()
+                .map(Key::from)
+                .collect(),
+        )
+        .await;
+        if auth.is_ok() && subscriber.is_clustered() {
+            // Like any clustered client: replace the idle CLUSTER SLOTS backchannel too.
+            if let Err(e) = subscriber.sync_cluster().await {
+                tracing::debug!(client = %subscriber.id(), error = %e, "cluster sync after re-auth failed");
+            }
+        }
+        auth.and(resubscribed)
+    };
+    let limit = options
+        .auth_timeout
+        .saturating_mul(RECONNECT_TIMEOUT_FACTOR);
+    tokio::time::timeout(limit, work).await.map_err(|_| {
+        FredError::new(
+            ErrorKind::Timeout,
+            format!("re-authenticating a RESP2 subscriber timed out after {limit:?}"),
+        )
+    })?
+}
+
+/// Subscribes `subscriber` to these channels, patterns and shard channels (shard channels grouped by hash slot, as
+/// `SSUBSCRIBE` needs).
+async fn resubscribe(
+    subscriber: &SubscriberClient,
+    channels: Vec<Key>,
+    patterns: Vec<Key>,
+    shard_channels: Vec<Key>,
+) -> Result<(), FredError> {
+    if !channels.is_empty() {
+        subscriber.subscribe(channels).await?;
+    }
+    if !patterns.is_empty() {
+        subscriber.psubscribe(patterns).await?;
+    }
+    let mut by_slot: std::collections::BTreeMap<u16, Vec<Key>> = std::collections::BTreeMap::new();
+    for channel in shard_channels {
+        by_slot
+            .entry(fred::util::redis_keyslot(channel.as_bytes()))
+            .or_default()
+            .push(channel);
+    }
+    for (_, group) in by_slot {
+        subscriber.ssubscribe(group).await?;
+    }
+    Ok(())
 }
 
 /// Reconnects a subscriber and re-subscribes to everything it tracked.

@@ -111,6 +111,9 @@ pub fn config(harness: &RedisHarness, auth: &EntraIdAuth, version: RespVersion) 
 pub fn builder(harness: &RedisHarness, auth: &EntraIdAuth, version: RespVersion) -> Builder {
     let mut builder = Builder::from_config(config(harness, auth, version));
     builder.set_policy(ReconnectPolicy::new_constant(0, 50));
+    // Every connection names itself after its fred client (`CLIENT SETNAME <id>`), so the gateway's records say
+    // which client a closed connection belonged to.
+    builder.with_connection_config(|c| c.auto_client_setname = true);
     builder
 }
 

@@ -211,6 +211,11 @@ pub struct ClosedConnection {
     pub reauths: u64,
     /// Why it ended.
     pub reason: CloseReason,
+    /// The last command the client sent, upper-cased, with its subcommand for container commands (`CLUSTER
+    /// SLOTS`, `CLIENT ID`, ...); empty if it sent none. Says which part of a client a closed connection was.
+    pub last_command: String,
+    /// The last name the client gave the connection (`CLIENT SETNAME` or `HELLO ... SETNAME`), if any.
+    pub client_name: Option<String>,
 }
 
 /// A live connection.
@@ -462,7 +467,7 @@ impl Shared {
         id
     }
 
-    fn unregister(&self, id: u64, reason: CloseReason) {
+    fn unregister(&self, id: u64, reason: CloseReason, last: LastSeen) {
         let Some(live) = lock(&self.live).remove(&id) else {
             return;
         };
@@ -472,11 +477,13 @@ impl Shared {
             age: Instant::now().saturating_duration_since(live.started),
             reauths: live.reauths,
             reason,
+            last_command: last.command,
+            client_name: last.client_name,
         };
         if reason == CloseReason::Expired {
             self.closed_by_expiry.fetch_add(1, Ordering::SeqCst);
             tracing::info!(id, user = ?record.user, age = ?record.age, reauths = record.reauths,
-                "gateway closed a connection: token expired");
+                last_command = %record.last_command, "gateway closed a connection: token expired");
         } else {
             tracing::debug!(id, ?reason, "gateway connection closed");
         }
@@ -497,11 +504,20 @@ struct Registration {
     shared: Arc<Shared>,
     id: u64,
     reason: CloseReason,
+    last: LastSeen,
+}
+
+/// What a connection last said about itself, for [`ClosedConnection`].
+#[derive(Debug, Default)]
+struct LastSeen {
+    command: String,
+    client_name: Option<String>,
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.shared.unregister(self.id, self.reason);
+        self.shared
+            .unregister(self.id, self.reason, std::mem::take(&mut self.last));
     }
 }
 
@@ -976,6 +992,8 @@ struct Session {
     stopped: bool,
     /// Principals whose ACL user must exist before the requests handled since the last write are forwarded.
     to_provision: Vec<String>,
+    /// See [`ClosedConnection::last_command`] and [`ClosedConnection::client_name`].
+    last: LastSeen,
 }
 
 fn is(arg: &[u8], name: &str) -> bool {
@@ -1004,6 +1022,47 @@ impl Session {
             shard_channels: HashSet::new(),
             stopped: false,
             to_provision: Vec::new(),
+            last: LastSeen::default(),
+        }
+    }
+
+    /// Remembers the command's name (and a container command's subcommand) for [`ClosedConnection::last_command`].
+    fn note_command(&mut self, args: &[Bytes]) {
+        const CONTAINERS: [&str; 10] = [
+            "CLUSTER", "CLIENT", "CONFIG", "ACL", "COMMAND", "XINFO", "OBJECT", "MEMORY",
+            "FUNCTION", "SCRIPT",
+        ];
+        let command = &mut self.last.command;
+        command.clear();
+        let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
+        let container = CONTAINERS.contains(&name.as_str());
+        command.push_str(&name);
+        if container && let Some(sub) = args.get(1) {
+            command.push(' ');
+            command.push_str(&String::from_utf8_lossy(sub).to_ascii_uppercase());
+        }
+        // A connection's name (never a credential): `CLIENT SETNAME name`, `HELLO ... SETNAME name`.
+        let set_name = match (name.as_str(), args.get(1), args.get(2)) {
+            ("CLIENT", Some(sub), Some(client_name)) if is(sub, "SETNAME") => Some(client_name),
+            ("HELLO", _, _) => {
+                // Options after the protocol version: `AUTH user pass` and `SETNAME name`, in any order.
+                let (mut j, mut found) = (2, None);
+                while j < args.len() {
+                    if is(&args[j], "AUTH") {
+                        j += 3;
+                    } else if is(&args[j], "SETNAME") {
+                        found = args.get(j + 1);
+                        j += 2;
+                    } else {
+                        break;
+                    }
+                }
+                found
+            }
+            _ => None,
+        };
+        if let Some(client_name) = set_name {
+            self.last.client_name = Some(String::from_utf8_lossy(client_name).into_owned());
         }
     }
 
@@ -1089,6 +1148,7 @@ impl Session {
             out.extend_from_slice(raw);
             return Routed::no_reply();
         };
+        self.note_command(&args);
         if is(name, "AUTH") {
             return Routed::expect(self.handle_auth(args, out));
         }
@@ -1508,6 +1568,7 @@ where
         shared: shared.clone(),
         id,
         reason: CloseReason::Client,
+        last: LastSeen::default(),
     };
     let (deadline_tx, deadline_rx) = watch::channel(None);
     let tracker = Mutex::new(Tracker::new(shared.clone(), id, deadline_tx));
@@ -1540,6 +1601,7 @@ where
         }
     };
     registration.reason = reason;
+    registration.last = std::mem::take(&mut session.last);
     if reason == CloseReason::Expired {
         // Best effort: a FIN (and a TLS close_notify) to the client; the backend side is simply dropped.
         let _ = tokio::time::timeout(Duration::from_secs(1), client_wr.shutdown()).await;
@@ -1683,7 +1745,7 @@ async fn accept_loop(
                 Ok(backend) => backend,
                 Err(e) => {
                     tracing::warn!(id, error = %e, "gateway could not reach its backend");
-                    shared.unregister(id, CloseReason::BackendUnavailable);
+                    shared.unregister(id, CloseReason::BackendUnavailable, LastSeen::default());
                     return;
                 }
             };
@@ -1695,9 +1757,11 @@ async fn accept_loop(
                         Ok(Ok(stream)) => serve_connection(shared, id, stream, backend).await,
                         Ok(Err(e)) => {
                             tracing::debug!(id, error = %e, "gateway TLS handshake failed");
-                            shared.unregister(id, CloseReason::TlsHandshake);
+                            shared.unregister(id, CloseReason::TlsHandshake, LastSeen::default());
                         }
-                        Err(_) => shared.unregister(id, CloseReason::TlsHandshake),
+                        Err(_) => {
+                            shared.unregister(id, CloseReason::TlsHandshake, LastSeen::default())
+                        }
                     }
                 }
             }
