@@ -100,7 +100,12 @@ mod manager;
 mod options;
 mod refresh;
 mod subscription;
+mod watch;
 
+pub use clock::WallClock;
 pub use manager::{ManagerStatus, TokenManager};
-pub use options::{RetryOptions, RetryPredicate, TokenManagerOptions, default_is_retryable};
+pub use options::{
+    RefreshJitter, RetryOptions, RetryPredicate, TokenManagerOptions, default_is_retryable,
+};
 pub use subscription::{Subscription, TokenEvent};
+pub use watch::{TokenGeneration, TokenWatch};

@@ -18,7 +18,7 @@ mod support;
 use std::fmt::{self, Write as _};
 use std::sync::{Arc, Mutex};
 
-use entraid_manager::{TokenManager, TokenManagerOptions};
+use entraid_manager::{RefreshJitter, TokenManager, TokenManagerOptions};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
@@ -72,6 +72,7 @@ async fn events_cover_the_lifecycle_and_hold_no_secret() {
     );
     let options = TokenManagerOptions {
         lower_refresh_bound: secs(3600),
+        refresh_jitter: RefreshJitter::NONE,
         ..TokenManagerOptions::default()
     };
     let manager = TokenManager::start(Fake(script.clone()), options).unwrap();

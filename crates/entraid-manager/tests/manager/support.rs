@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use entraid_core::{
     BoxFuture, Error, IdentityProvider, IdentityProviderResponse, Token, TokenResponse,
 };
-use entraid_manager::{Subscription, TokenEvent};
+use entraid_manager::{RefreshJitter, Subscription, TokenEvent, TokenManagerOptions};
 use tokio::time::Instant;
 
 /// An Entra error body, as the token endpoint sends with a 400.
@@ -253,5 +253,13 @@ pub(crate) fn alive_tasks() -> usize {
 pub(crate) async fn settle() {
     for _ in 0..16 {
         tokio::task::yield_now().await;
+    }
+}
+
+/// The default options without refresh jitter: refreshes come exactly at the refresh rule's point.
+pub(crate) fn exact() -> TokenManagerOptions {
+    TokenManagerOptions {
+        refresh_jitter: RefreshJitter::NONE,
+        ..TokenManagerOptions::default()
     }
 }
