@@ -105,7 +105,8 @@ async fn a_cached_token_is_not_published_again_and_the_cache_is_asked_less_and_l
     assert_eq!(calls[1], secs(2520));
     assert_eq!(calls[2], secs(3276));
     assert!(
-        calls[3] >= Duration::from_millis(3502_800) && calls[3] <= Duration::from_millis(3502_802),
+        calls[3] >= Duration::from_millis(3_502_800)
+            && calls[3] <= Duration::from_millis(3_502_802),
         "{calls:?}"
     );
     let status = manager.status();
