@@ -90,8 +90,9 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// A read found the token expired on the wall clock (a suspend, a frozen VM, a clock step): asks the refresh
-    /// task to compare the clocks now. Cheap when repeated: one relaxed load until the task has looked.
+    /// A read found the token expired on the wall clock (a suspend, a frozen VM, a clock step): empties the
+    /// hot cache for every thread at once and asks the refresh task to compare the clocks now. Cheap when
+    /// repeated: one relaxed load until the task has looked.
     #[cold]
     pub(crate) fn report_wall_expired(&self) {
         if self.wall_expired_reported.load(Ordering::Relaxed)
@@ -99,12 +100,18 @@ impl Shared {
         {
             return;
         }
+        let wall = self.options.wall_clock.now();
         self.state.send_if_modified(|s| {
-            if s.closed || s.clock_suspect {
+            if s.closed {
                 return false;
             }
+            // Under the state's lock, so a new token written meanwhile is not wiped out.
+            if s.token.as_ref().is_some_and(|t| t.expires_on() <= wall) {
+                self.hot.set(None);
+            }
+            let was = s.clock_suspect;
             s.clock_suspect = true;
-            true
+            !was
         });
     }
 
@@ -194,17 +201,24 @@ impl TokenManager {
     ///
     /// This is the hot path: an uncontended read lock and an `Arc` clone on a cache line of the calling thread's
     /// own, so threads reading at the same time do not slow each other down, and a refresh in flight never
-    /// blocks it; plus one wall-clock read. The background task drops the token when it expires on tokio's clock;
-    /// a token whose `expires_on` has passed on the wall clock ([`TokenManagerOptions::wall_clock`]) is not handed
-    /// out either (after a suspend, tokio's clock lags the wall clock), and the background task is told to
-    /// compare the clocks and refresh. Use [`TokenManager::token`] to wait for a token when there is none.
+    /// blocks it. The background task drops the token when it expires on tokio's clock.
+    ///
+    /// **Wall clock.** After a suspend or a VM freeze tokio's clock lags the wall clock, so a token can have
+    /// expired by its `expires_on` while tokio's clock says otherwise. The first read on each thread and one read
+    /// in 16 after it compare `expires_on` with the wall clock ([`TokenManagerOptions::wall_clock`]); a read that
+    /// finds the token expired returns `None`, empties the cache for every thread at once and makes the
+    /// background task compare the clocks and refresh; the task also compares them every
+    /// [`clock_check_interval`](TokenManagerOptions::clock_check_interval). Not every read checks because one
+    /// system-clock read costs more than the rest of this call on some virtual machines (`docs/BENCHMARKS.md`).
+    /// [`TokenManager::token`] and [`TokenWatch`] check the wall clock on every call.
     ///
     /// Threads may get different `Arc`s (copies) of the same token: compare tokens by value, not by pointer.
     #[inline]
     pub fn current(&self) -> Option<Arc<Token>> {
         let shared = self.shared();
-        let token = shared.hot.get()?;
-        if token.expires_on() > shared.options.wall_clock.now() {
+        let (token, check) = shared.hot.get();
+        let token = token?;
+        if !check || token.expires_on() > shared.options.wall_clock.now() {
             return Some(token);
         }
         shared.report_wall_expired();
@@ -227,7 +241,9 @@ impl TokenManager {
     /// Without a valid token, this asks the background task to fetch now (unless it is backing off after a
     /// failure) and waits; any number of concurrent callers share one identity-provider request. While the
     /// manager's retries are failing (its burst of `max_attempts` is used up, or the error is not retryable), this
-    /// returns the last error at once instead of waiting, until a token arrives.
+    /// returns the last error at once instead of waiting, until a token arrives. After a failed request of an
+    /// interactive provider the error stands until [`TokenManager::refresh_now`]. A token that has expired on the
+    /// wall clock is never returned (see the crate's *Time* section).
     ///
     /// # Errors
     /// The identity provider's (or parser's) last error, or [`Error::CredentialUnavailable`] after shutdown.
@@ -278,7 +294,8 @@ impl TokenManager {
     ///
     /// Coalesced: a request already in flight is joined, and concurrent calls share one request. While the manager
     /// is backing off after a failure, the call waits for the next scheduled attempt rather than bypassing the
-    /// backoff (or a server's `Retry-After`).
+    /// backoff (or a server's `Retry-After`). After an interactive provider's failed sign-in, this is what asks
+    /// the user again. When the provider answers with the token already held, that token is returned.
     ///
     /// # Errors
     /// That request's error, or [`Error::CredentialUnavailable`] after shutdown.

@@ -9,6 +9,20 @@ use entraid_manager::{RetryOptions, TokenManager, TokenManagerOptions};
 
 use crate::support::{Fail, Fake, Script, Step, TestWall, exact, next_token, secs, settle};
 
+/// Reads `current()` 16 times: within them (the first read on a thread and one in 16 check the wall clock) the
+/// expired token is refused, and from the first refusal on, for every thread, it is never handed out again.
+fn refused_within_sixteen_reads(manager: &TokenManager) {
+    let reads: Vec<bool> = (0..16).map(|_| manager.current().is_some()).collect();
+    let first_refusal = reads.iter().position(|some| !some).expect("refused");
+    assert!(reads[first_refusal..].iter().all(|some| !some), "{reads:?}");
+    // Other threads too, at once (the refusal emptied every shard).
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| assert!(manager.current().is_none()));
+        }
+    });
+}
+
 fn on(wall: &std::sync::Arc<TestWall>) -> TokenManagerOptions {
     TokenManagerOptions {
         wall_clock: wall.clock(),
@@ -29,9 +43,10 @@ async fn a_token_expired_on_the_wall_clock_is_never_handed_out() {
 
     // The laptop sleeps for an hour: the wall clock is now past the token's expiry, tokio's clock is not.
     wall.jump(secs(3600));
-    // No read path hands the expired token out, before the background task has even run.
-    assert!(manager.current().is_none());
+    // No read path hands the expired token out, before the background task has even run: token() and the
+    // watch check on every call, current() within its sampled reads.
     assert!(watch.borrow().is_none());
+    refused_within_sixteen_reads(&manager);
     // token() waits for a new one instead, and the jump made the manager ask at once.
     let fresh = manager.token().await.unwrap();
     assert_ne!(fresh.username(), first.username());
@@ -99,7 +114,7 @@ async fn the_periodic_check_can_be_disabled() {
     assert_eq!(script.calls(), 1, "no periodic check");
     // Reads still refuse a token expired on the wall clock, and report it.
     wall.jump(secs(3600));
-    assert!(manager.current().is_none());
+    refused_within_sixteen_reads(&manager);
     manager.token().await.unwrap();
     assert_eq!(script.calls(), 2);
 }
