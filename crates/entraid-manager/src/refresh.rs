@@ -406,6 +406,11 @@ fn check_clock(shared: &Shared) -> bool {
             .duration_since(wall)
             .unwrap_or(Duration::ZERO);
         if ahead <= threshold && !left.is_zero() {
+            if was_suspect {
+                // A read emptied the hot cache, but the token is valid after all (the clock stepped back since):
+                // serve it again.
+                shared.hot.set(Some(token));
+            }
             return was_suspect;
         }
         jump = Some((ahead, left));

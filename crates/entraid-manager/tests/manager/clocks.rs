@@ -99,6 +99,22 @@ async fn small_drifts_and_a_clock_stepped_back_change_nothing() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_clock_that_steps_back_before_the_task_looks_gets_its_token_served_again() {
+    let wall = TestWall::new();
+    let script = Script::on_wall([], Step::token(3600), &wall);
+    let manager = TokenManager::start(Fake(script.clone()), on(&wall)).unwrap();
+    manager.ready().await.unwrap();
+    tokio::time::sleep(secs(60)).await;
+    wall.jump(secs(7200));
+    refused_within_sixteen_reads(&manager);
+    // Stepped back before the background task ran: the token is valid, and served again without a request.
+    wall.set_ahead(Duration::ZERO);
+    settle().await;
+    assert!(manager.current().is_some());
+    assert_eq!(script.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_periodic_check_can_be_disabled() {
     let wall = TestWall::new();
     let script = Script::on_wall([], Step::token(3600), &wall);

@@ -328,6 +328,11 @@ impl TestWall {
         *self.ahead.lock().unwrap() += by;
     }
 
+    /// Sets how far the wall clock is ahead of tokio's (zero: back in step).
+    pub(crate) fn set_ahead(&self, ahead: Duration) {
+        *self.ahead.lock().unwrap() = ahead;
+    }
+
     /// This clock, for `TokenManagerOptions::wall_clock`.
     pub(crate) fn clock(self: &Arc<Self>) -> WallClock {
         let wall = Arc::clone(self);
