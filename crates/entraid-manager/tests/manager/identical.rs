@@ -176,3 +176,26 @@ async fn the_floor_is_an_option() {
     }
     assert!(calls.len() <= 5, "{calls:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_same_access_token_again_is_not_a_new_generation() {
+    use crate::support::{Fake, Script, Step};
+    let script = Script::new([Step::token(100), Step::Same, Step::Same], Step::token(100));
+    let manager = TokenManager::start(Fake(script.clone()), exact()).unwrap();
+    let mut sub = manager.subscribe();
+    let mut watch = manager.watch();
+    assert_eq!(next_token(&mut sub).await.username(), "user-1");
+    assert_eq!(watch.changed().await.unwrap().generation, 1);
+    // 70 s: the same JWT (identical); 70 + 21 = 91 s: again; 91 + 6.3 = 97.3 s: a new token.
+    let second = next_token(&mut sub).await;
+    assert_eq!(second.username(), "user-4");
+    assert_eq!(
+        script.call_times(),
+        vec![secs(0), secs(70), secs(91), Duration::from_millis(97_300)]
+    );
+    let got = watch.changed().await.unwrap();
+    assert_eq!((got.generation, got.token.username()), (2, "user-4"));
+    let status = manager.status();
+    assert_eq!((status.refreshes, status.identical_tokens), (2, 2));
+    assert!(sub.try_recv().is_none());
+}

@@ -58,6 +58,8 @@ pub(crate) enum Step {
     Hang,
     /// Panics.
     Panic,
+    /// Answers with the last JWT handed out again, as a raw token (a provider serving its cache).
+    Same,
     /// Waits (tokio clock), then does the inner step.
     Delay(Duration, Box<Step>),
 }
@@ -184,6 +186,12 @@ impl Script {
                 std::future::pending().await
             }
             Step::Panic => panic!("scripted provider panic"),
+            Step::Same => {
+                let last = self.minted.lock().unwrap().last().cloned();
+                Ok(IdentityProviderResponse::raw_token(
+                    last.expect("a token minted before"),
+                ))
+            }
             Step::Delay(by, inner) => {
                 tokio::time::sleep(by).await;
                 Box::pin(self.play(call, *inner)).await
