@@ -37,7 +37,7 @@ pub use jwt::{Claims, JwtError, MAX_PAYLOAD_BYTES, base64url_encode, unsigned_jw
 pub use parser::{
     DefaultResponseParser, FnParser, ResponseParser, SharedResponseParser, parser_fn,
 };
-pub use provider::{BoxFuture, IdentityProvider, SharedIdentityProvider};
+pub use provider::{BoxFuture, IdentityProvider, RequestHint, SharedIdentityProvider};
 pub use response::{AccessToken, IdentityProviderResponse, TokenResponse, parse_expires_on};
 pub use secret::Secret;
 pub use token::Token;

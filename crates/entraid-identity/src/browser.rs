@@ -9,7 +9,8 @@
 //! open. The listener answers every request: a redirect whose `state` does not match is refused (and waiting goes
 //! on), one with `error` ends the flow with Entra's error, one with `code` is redeemed with the verifier. The whole
 //! wait is bounded by a timeout (5 minutes by default, on tokio's clock). Later requests redeem the refresh token of
-//! the last answer first.
+//! the last answer first. The credential's [`RequestHint`] is interactive: a token manager waits for the whole
+//! sign-in and does not open a new browser tab in a loop after a declined or timed-out one.
 
 use std::fmt;
 use std::future::Future;
@@ -19,8 +20,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use entraid_core::{
-    BoxError, BoxFuture, EntraError, Error, IdentityProvider, IdentityProviderResponse, Secret,
-    TokenResponse,
+    BoxError, BoxFuture, EntraError, Error, IdentityProvider, IdentityProviderResponse,
+    RequestHint, Secret, TokenResponse,
 };
 use reqwest::Url;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -42,6 +43,9 @@ const MAX_REQUEST: usize = 16 * 1024;
 
 /// How long one connection to the listener may take to send its request.
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the platform's browser opener may take.
+const OPENER_TIMEOUT: Duration = Duration::from_secs(10);
 
 type Opener = dyn Fn(String) -> BoxFuture<'static, Result<(), BoxError>> + Send + Sync;
 
@@ -206,7 +210,7 @@ async fn open_with_platform(url: &str) -> Result<(), BoxError> {
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
         .status();
-    match tokio::time::timeout(Duration::from_secs(10), status).await {
+    match tokio::time::timeout(OPENER_TIMEOUT, status).await {
         Ok(Ok(status)) if status.success() => Ok(()),
         Ok(Ok(status)) => Err(format!("{program} exited with {status}").into()),
         Ok(Err(e)) => Err(format!("{program}: {e}").into()),
@@ -351,6 +355,17 @@ impl IdentityProvider for InteractiveBrowserCredential {
     fn name(&self) -> &str {
         NAME
     }
+
+    /// Interactive, for up to the sign-in timeout (default 5 minutes) plus the browser opener's 10 s and four
+    /// HTTP request timeouts (the refresh-token attempt, discovery, the code redemption, and one to spare).
+    fn request_hint(&self) -> RequestHint {
+        let http = self.client.http().timeout();
+        RequestHint::interactive(
+            self.timeout
+                .saturating_add(OPENER_TIMEOUT)
+                .saturating_add(http.saturating_mul(4)),
+        )
+    }
 }
 
 /// Builds an [`InteractiveBrowserCredential`]. Defaults: tenant `organizations`, the Azure CLI's public client
@@ -442,5 +457,25 @@ mod tests {
             ]
         );
         assert!(query_params("/favicon.ico").is_empty());
+    }
+
+    #[test]
+    fn the_hint_is_interactive_and_covers_the_whole_sign_in() {
+        let credential = InteractiveBrowserCredential::builder()
+            .tenant_id("contoso.onmicrosoft.com")
+            .build()
+            .unwrap();
+        let hint = credential.request_hint();
+        assert!(hint.is_interactive());
+        assert_eq!(
+            hint.max_duration(),
+            Some(Duration::from_secs(300 + 10 + 4 * 30))
+        );
+        let huge = InteractiveBrowserCredential::builder()
+            .tenant_id("contoso.onmicrosoft.com")
+            .timeout(Duration::MAX)
+            .build()
+            .unwrap();
+        assert_eq!(huge.request_hint().max_duration(), Some(Duration::MAX));
     }
 }

@@ -4,17 +4,22 @@
 //! message, `expires_in` and `interval`. The callback gets that [`DeviceCodeInfo`] to show; then the token
 //! endpoint is polled every `interval` (5 s when absent) with the device code grant: `authorization_pending` waits,
 //! `slow_down` adds 5 s to the interval, every other answer is final (`authorization_declined`, `expired_token`,
-//! ...), and polling stops when the code expires. Waiting runs on tokio's clock. Once a response carried a refresh
-//! token, later requests redeem it first and only ask the user again when it is refused.
+//! ...), and polling stops when the code expires or the credential's timeout (15 minutes by default) has passed,
+//! whichever comes first. Waiting runs on tokio's clock, and every duration the server sends is clamped, so no
+//! answer can overflow the arithmetic. Once a response carried a refresh token, later requests redeem it first and
+//! only ask the user again when it is refused. The credential's [`RequestHint`] is interactive: a token manager
+//! waits the whole sign-in and does not repeat a declined or expired one into a new code.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use entraid_core::{
-    BoxFuture, Error, IdentityProvider, IdentityProviderResponse, Secret, TokenResponse,
+    BoxFuture, Error, IdentityProvider, IdentityProviderResponse, RequestHint, Secret,
+    TokenResponse,
 };
 use serde::Deserialize;
+use tokio::time::Instant;
 
 use crate::confidential::{
     ClientCredential, ClientKind, CommonBuilder, ConfidentialClient, Grant, common_builder_methods,
@@ -30,6 +35,39 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
 
 /// How much `slow_down` adds to the polling interval: 5 s.
 pub const SLOW_DOWN_INCREMENT: Duration = Duration::from_secs(5);
+
+/// How long the user has to enter the code by default: 15 minutes (Entra's own device code lifetime). A code
+/// that expires sooner ends the wait sooner.
+pub(crate) const DEVICE_CODE_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// The longest polling interval honoured (a larger `interval` or `slow_down` total is cut to this): 5 minutes.
+pub(crate) const MAX_POLL_INTERVAL: Duration = Duration::from_secs(300);
+
+/// How long the user is given: the code's `expires_in` (900 s when absent), at most `timeout`.
+fn user_wait(expires_in: Option<u64>, timeout: Duration) -> Duration {
+    Duration::from_secs(expires_in.unwrap_or(900)).min(timeout)
+}
+
+/// The polling interval the server asked for (5 s when absent or zero), at most 5 minutes.
+fn poll_interval(interval: Option<u64>) -> Duration {
+    interval
+        .filter(|i| *i > 0)
+        .map_or(DEFAULT_POLL_INTERVAL, Duration::from_secs)
+        .min(MAX_POLL_INTERVAL)
+}
+
+/// The interval after a `slow_down`: 5 s more, at most 5 minutes.
+fn slowed_down(interval: Duration) -> Duration {
+    interval
+        .saturating_add(SLOW_DOWN_INCREMENT)
+        .min(MAX_POLL_INTERVAL)
+}
+
+/// `now + wait`, or the furthest instant tokio can represent when that overflows.
+fn deadline_after(now: Instant, wait: Duration) -> Instant {
+    now.checked_add(wait)
+        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365))
+}
 
 /// What to show the user: where to go and which code to enter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +128,7 @@ fn seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Err
 pub struct DeviceCodeCredential {
     client: ConfidentialClient,
     callback: Arc<Callback>,
+    timeout: Duration,
     tokens: RefreshTokens,
 }
 
@@ -97,6 +136,7 @@ impl fmt::Debug for DeviceCodeCredential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DeviceCodeCredential")
             .field("client", &self.client)
+            .field("timeout", &self.timeout)
             .field("tokens", &self.tokens)
             .finish_non_exhaustive()
     }
@@ -129,11 +169,8 @@ impl DeviceCodeCredential {
                     e.column()
                 ))
             })?;
-        let expires_in = Duration::from_secs(authorization.expires_in.unwrap_or(900));
-        let mut interval = authorization
-            .interval
-            .filter(|i| *i > 0)
-            .map_or(DEFAULT_POLL_INTERVAL, Duration::from_secs);
+        let expires_in = user_wait(authorization.expires_in, self.timeout);
+        let mut interval = poll_interval(authorization.interval);
         let info = DeviceCodeInfo {
             message: authorization.message.clone().unwrap_or_else(|| {
                 format!(
@@ -147,11 +184,11 @@ impl DeviceCodeCredential {
             interval,
         };
         (self.callback)(&info);
-        let deadline = tokio::time::Instant::now() + expires_in;
+        let deadline = deadline_after(Instant::now(), expires_in);
         let device_code = authorization.device_code;
         loop {
-            tokio::time::sleep(interval).await;
-            if tokio::time::Instant::now() > deadline {
+            let now = Instant::now();
+            if now >= deadline {
                 return Err(Error::authentication_failed(
                     NAME,
                     format!(
@@ -160,6 +197,8 @@ impl DeviceCodeCredential {
                     ),
                 ));
             }
+            // The last poll comes at the deadline, not an interval after it.
+            tokio::time::sleep_until(deadline_after(now, interval).min(deadline)).await;
             let result = self
                 .client
                 .request_grant(
@@ -175,7 +214,7 @@ impl DeviceCodeCredential {
                         tracing::debug!("device code: waiting for the user");
                     }
                     Some("slow_down") => {
-                        interval += SLOW_DOWN_INCREMENT;
+                        interval = slowed_down(interval);
                         tracing::debug!(
                             interval_s = interval.as_secs(),
                             "device code: slowing down"
@@ -200,14 +239,22 @@ impl IdentityProvider for DeviceCodeCredential {
     fn name(&self) -> &str {
         NAME
     }
+
+    /// Interactive, for up to the credential's timeout (default 15 minutes) plus four HTTP request timeouts (the
+    /// refresh-token attempt, discovery, the device authorization request and the last poll).
+    fn request_hint(&self) -> RequestHint {
+        let http = self.client.http().timeout();
+        RequestHint::interactive(self.timeout.saturating_add(http.saturating_mul(4)))
+    }
 }
 
 /// Builds a [`DeviceCodeCredential`]. Defaults: tenant `organizations`, the Azure CLI's public client id, the
-/// Redis scope, and a callback that writes the message to standard error.
+/// Redis scope, a callback that writes the message to standard error, and a 15-minute timeout.
 #[derive(Default)]
 pub struct DeviceCodeCredentialBuilder {
     common: CommonBuilder,
     callback: Option<Arc<Callback>>,
+    timeout: Option<Duration>,
 }
 
 impl fmt::Debug for DeviceCodeCredentialBuilder {
@@ -215,6 +262,7 @@ impl fmt::Debug for DeviceCodeCredentialBuilder {
         f.debug_struct("DeviceCodeCredentialBuilder")
             .field("common", &self.common)
             .field("callback", &self.callback.is_some())
+            .field("timeout", &self.timeout)
             .finish()
     }
 }
@@ -229,11 +277,19 @@ impl DeviceCodeCredentialBuilder {
         self
     }
 
+    /// How long the user has to enter the code. Default 15 minutes; a code that
+    /// expires sooner ends the wait sooner.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
     /// Builds the credential, checking every setting.
     pub fn build(self) -> Result<DeviceCodeCredential, Error> {
         Ok(DeviceCodeCredential {
             client: self.common.build_for(NAME, ClientKind::PublicUser)?,
             callback: self.callback.unwrap_or_else(|| Arc::new(print_message)),
+            timeout: self.timeout.unwrap_or(DEVICE_CODE_TIMEOUT),
             tokens: RefreshTokens::default(),
         })
     }
@@ -245,4 +301,63 @@ impl DeviceCodeCredentialBuilder {
 )]
 fn print_message(info: &DeviceCodeInfo) {
     eprintln!("{}", info.message);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: fn(u64) -> Duration = Duration::from_secs;
+
+    #[test]
+    fn server_durations_are_clamped() {
+        assert_eq!(user_wait(None, DEVICE_CODE_TIMEOUT), S(900));
+        assert_eq!(user_wait(Some(120), DEVICE_CODE_TIMEOUT), S(120));
+        assert_eq!(user_wait(Some(u64::MAX), DEVICE_CODE_TIMEOUT), S(900));
+        assert_eq!(user_wait(Some(u64::MAX), Duration::MAX), S(u64::MAX));
+        assert_eq!(poll_interval(None), S(5));
+        assert_eq!(poll_interval(Some(0)), S(5));
+        assert_eq!(poll_interval(Some(7)), S(7));
+        assert_eq!(poll_interval(Some(u64::MAX)), MAX_POLL_INTERVAL);
+        assert_eq!(slowed_down(S(5)), S(10));
+        assert_eq!(slowed_down(Duration::MAX), MAX_POLL_INTERVAL);
+        assert_eq!(slowed_down(MAX_POLL_INTERVAL), MAX_POLL_INTERVAL);
+    }
+
+    #[test]
+    fn deadlines_never_overflow() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let now = Instant::now();
+            assert_eq!(deadline_after(now, S(30)), now + S(30));
+            assert!(deadline_after(now, Duration::MAX) > now + S(86_400));
+            assert!(deadline_after(now, S(u64::MAX)) > now);
+        });
+    }
+
+    #[test]
+    fn the_hint_is_interactive_and_covers_the_whole_wait() {
+        let credential = DeviceCodeCredential::builder()
+            .tenant_id("contoso.onmicrosoft.com")
+            .build()
+            .unwrap();
+        let hint = credential.request_hint();
+        assert!(hint.is_interactive());
+        assert_eq!(hint.max_duration(), Some(S(900 + 4 * 30)));
+        let short = DeviceCodeCredential::builder()
+            .tenant_id("contoso.onmicrosoft.com")
+            .timeout(S(60))
+            .build()
+            .unwrap();
+        assert_eq!(short.request_hint().max_duration(), Some(S(60 + 4 * 30)));
+        let huge = DeviceCodeCredential::builder()
+            .tenant_id("contoso.onmicrosoft.com")
+            .timeout(Duration::MAX)
+            .build()
+            .unwrap();
+        assert_eq!(huge.request_hint().max_duration(), Some(Duration::MAX));
+    }
 }

@@ -7,6 +7,7 @@
 //! threads share nothing, and a read costs one uncontended read lock and one uncontended count increment.
 //! The refresh task writes every shard once per token (a few copies of a small struct, once per rotation).
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -28,9 +29,22 @@ pub(crate) struct HotCache {
 
 static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
 
-thread_local! {
+/// One read in this many (per thread) also checks the token's wall-clock expiry (see [`HotCache::get`]).
+pub(crate) const WALL_CHECK_EVERY: u32 = 16;
+
+/// What a thread keeps for the hot path.
+struct ThreadSlot {
     /// This thread's number, handed out in order, so the first [`SHARDS`] threads get distinct shards.
-    static SLOT: usize = NEXT_SLOT.fetch_add(1, Ordering::Relaxed);
+    slot: usize,
+    /// Reads on this thread, to pick the ones that check the wall clock.
+    reads: Cell<u32>,
+}
+
+thread_local! {
+    static THREAD: ThreadSlot = ThreadSlot {
+        slot: NEXT_SLOT.fetch_add(1, Ordering::Relaxed),
+        reads: Cell::new(0),
+    };
 }
 
 impl HotCache {
@@ -45,15 +59,24 @@ impl HotCache {
         }
     }
 
-    /// The cached token.
-    pub(crate) fn get(&self) -> Option<Arc<Token>> {
-        let slot = SLOT.try_with(|s| *s).unwrap_or(0);
+    /// The cached token, and whether this read should also check its wall-clock expiry: the first read on each
+    /// thread and one in [`WALL_CHECK_EVERY`] after it (a read of the system clock costs more than the rest of
+    /// this read on some virtual machines).
+    pub(crate) fn get(&self) -> (Option<Arc<Token>>, bool) {
+        let (slot, check) = THREAD
+            .try_with(|t| {
+                let n = t.reads.get();
+                t.reads.set(n.wrapping_add(1));
+                (t.slot, n % WALL_CHECK_EVERY == 0)
+            })
+            .unwrap_or((0, true));
         let shard = &self.shards[slot % self.shards.len()];
-        shard
+        let token = shard
             .0
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .clone();
+        (token, check)
     }
 
     /// Replaces the cached token in every shard: the first shard shares `token`'s `Arc`, the others get copies.
@@ -91,13 +114,13 @@ mod tests {
     #[test]
     fn every_thread_sees_the_same_token() {
         let cache = HotCache::with_shards(4);
-        assert!(cache.get().is_none());
+        assert!(cache.get().0.is_none());
         let t = token("a");
         cache.set(Some(&t));
         std::thread::scope(|scope| {
             for _ in 0..8 {
                 scope.spawn(|| {
-                    let got = cache.get().unwrap();
+                    let got = cache.get().0.unwrap();
                     assert_eq!(got.username(), "a");
                     assert_eq!(
                         got.access_token().expose_secret(),
@@ -110,9 +133,24 @@ mod tests {
         assert_eq!(Arc::strong_count(&t), 2);
         cache.set(Some(&token("b")));
         assert_eq!(Arc::strong_count(&t), 1);
-        assert_eq!(cache.get().unwrap().username(), "b");
+        assert_eq!(cache.get().0.unwrap().username(), "b");
         cache.set(None);
-        assert!(cache.get().is_none());
+        assert!(cache.get().0.is_none());
+    }
+
+    #[test]
+    fn one_read_in_sixteen_per_thread_checks_the_wall_clock() {
+        let cache = HotCache::with_shards(2);
+        std::thread::scope(|scope| {
+            for _ in 0..3 {
+                scope.spawn(|| {
+                    let checks: Vec<bool> = (0..48).map(|_| cache.get().1).collect();
+                    // The first read of the thread checks, then every sixteenth.
+                    let at: Vec<usize> = (0..48).filter(|i| checks[*i]).collect();
+                    assert_eq!(at, [0, 16, 32]);
+                });
+            }
+        });
     }
 
     #[test]

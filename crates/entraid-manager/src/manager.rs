@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 use entraid_core::{Error, IdentityProvider, SharedIdentityProvider, Token};
@@ -15,6 +16,7 @@ use tokio::time::Instant;
 use crate::hot::HotCache;
 use crate::options::TokenManagerOptions;
 use crate::subscription::{Registry, Subscription};
+use crate::watch::TokenWatch;
 
 /// A failed attempt, as the state records it.
 #[derive(Debug, Clone)]
@@ -33,6 +35,14 @@ pub(crate) struct State {
     pub(crate) token: Option<Arc<Token>>,
     /// When `token` expires, on tokio's clock.
     pub(crate) expires_at: Option<Instant>,
+    /// When `token` arrived, on tokio's clock (its `received_at` is the wall-clock time of the same moment).
+    pub(crate) received_at: Option<Instant>,
+    /// Counts genuinely new tokens: 1 for the first, never for a token equal to the one held.
+    pub(crate) generation: u64,
+    /// A read found the token expired on the wall clock: the refresh task compares the clocks at once.
+    pub(crate) clock_suspect: bool,
+    /// Answers that repeated the token already held (not published).
+    pub(crate) identical: u64,
     /// When the refresh task next asks the identity provider (a scheduled refresh or a retry).
     pub(crate) next_attempt_at: Option<Instant>,
     /// The last attempt's error, until an attempt succeeds.
@@ -59,6 +69,12 @@ impl State {
             _ => None,
         }
     }
+
+    /// The token, when it has expired neither at `now` on tokio's clock nor at `wall` on the wall clock: what a
+    /// read may hand out.
+    pub(crate) fn servable(&self, now: Instant, wall: SystemTime) -> Option<&Arc<Token>> {
+        self.valid_token(now).filter(|t| t.expires_on() > wall)
+    }
 }
 
 /// What the handles and the refresh task share.
@@ -69,9 +85,36 @@ pub(crate) struct Shared {
     pub(crate) registry: Arc<Registry>,
     pub(crate) options: TokenManagerOptions,
     pub(crate) provider_name: String,
+    /// A read already reported a token expired on the wall clock (cleared by the refresh task once it looked).
+    pub(crate) wall_expired_reported: AtomicBool,
 }
 
 impl Shared {
+    /// A read found the token expired on the wall clock (a suspend, a frozen VM, a clock step): empties the
+    /// hot cache for every thread at once and asks the refresh task to compare the clocks now. Cheap when
+    /// repeated: one relaxed load until the task has looked.
+    #[cold]
+    pub(crate) fn report_wall_expired(&self) {
+        if self.wall_expired_reported.load(Ordering::Relaxed)
+            || self.wall_expired_reported.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let wall = self.options.wall_clock.now();
+        self.state.send_if_modified(|s| {
+            if s.closed {
+                return false;
+            }
+            // Under the state's lock, so a new token written meanwhile is not wiped out.
+            if s.token.as_ref().is_some_and(|t| t.expires_on() <= wall) {
+                self.hot.set(None);
+            }
+            let was = s.clock_suspect;
+            s.clock_suspect = true;
+            !was
+        });
+    }
+
     /// Stops serving and tells the refresh task and every subscription to stop. Idempotent.
     pub(crate) fn close(&self) {
         self.state.send_if_modified(|s| {
@@ -142,6 +185,7 @@ impl TokenManager {
             registry: Arc::new(Registry::default()),
             provider_name: provider.name().to_owned(),
             options,
+            wall_expired_reported: AtomicBool::new(false),
         });
         runtime.spawn(crate::refresh::run(Arc::clone(&shared), provider));
         Ok(Self {
@@ -157,12 +201,39 @@ impl TokenManager {
     ///
     /// This is the hot path: an uncontended read lock and an `Arc` clone on a cache line of the calling thread's
     /// own, so threads reading at the same time do not slow each other down, and a refresh in flight never
-    /// blocks it. It reads no clock: the background task drops the token when it expires (on tokio's clock). Use
-    /// [`TokenManager::token`] to wait for a token when there is none.
+    /// blocks it. The background task drops the token when it expires on tokio's clock.
+    ///
+    /// **Wall clock.** After a suspend or a VM freeze tokio's clock lags the wall clock, so a token can have
+    /// expired by its `expires_on` while tokio's clock says otherwise. The first read on each thread and one read
+    /// in 16 after it compare `expires_on` with the wall clock ([`TokenManagerOptions::wall_clock`]); a read that
+    /// finds the token expired returns `None`, empties the cache for every thread at once and makes the
+    /// background task compare the clocks and refresh; the task also compares them every
+    /// [`clock_check_interval`](TokenManagerOptions::clock_check_interval). Not every read checks because one
+    /// system-clock read costs more than the rest of this call on some virtual machines (`docs/BENCHMARKS.md`).
+    /// [`TokenManager::token`] and [`TokenWatch`] check the wall clock on every call.
     ///
     /// Threads may get different `Arc`s (copies) of the same token: compare tokens by value, not by pointer.
+    #[inline]
     pub fn current(&self) -> Option<Arc<Token>> {
-        self.shared().hot.get()
+        let shared = self.shared();
+        let (token, check) = shared.hot.get();
+        let token = token?;
+        if !check || token.expires_on() > shared.options.wall_clock.now() {
+            return Some(token);
+        }
+        shared.report_wall_expired();
+        None
+    }
+
+    /// A stream of the manager's tokens that cannot miss the latest one: a [`TokenWatch`].
+    ///
+    /// It holds the newest token with its generation number (1 for the first token, +1 for each genuinely new
+    /// one; a repeated token is not a new generation) and its expiry on tokio's clock. Reading it and waiting for
+    /// the next one use the same value, so a token published between "read the current token" and "wait for the
+    /// next" is never missed. It does not keep the manager alive.
+    pub fn watch(&self) -> TokenWatch {
+        let shared = self.shared();
+        TokenWatch::new(shared.state.subscribe(), shared.options.wall_clock.clone())
     }
 
     /// A valid token: the current one, or, when none is valid, the next one.
@@ -170,28 +241,40 @@ impl TokenManager {
     /// Without a valid token, this asks the background task to fetch now (unless it is backing off after a
     /// failure) and waits; any number of concurrent callers share one identity-provider request. While the
     /// manager's retries are failing (its burst of `max_attempts` is used up, or the error is not retryable), this
-    /// returns the last error at once instead of waiting, until a token arrives.
+    /// returns the last error at once instead of waiting, until a token arrives. After a failed request of an
+    /// interactive provider the error stands until [`TokenManager::refresh_now`]. A token that has expired on the
+    /// wall clock is never returned (see the crate's *Time* section).
     ///
     /// # Errors
     /// The identity provider's (or parser's) last error, or [`Error::CredentialUnavailable`] after shutdown.
     pub async fn token(&self) -> Result<Arc<Token>, Arc<Error>> {
-        let state = &self.shared().state;
+        let shared = self.shared();
+        let clock = &shared.options.wall_clock;
+        let state = &shared.state;
         let mut rx = state.subscribe();
-        if let Some(outcome) = settled(&rx.borrow_and_update(), Instant::now()) {
+        if let Some(outcome) = settled(&rx.borrow_and_update(), Instant::now(), clock.now()) {
             return outcome;
         }
         state.send_if_modified(|s| {
-            if s.closed || s.fetching || s.need || s.valid_token(Instant::now()).is_some() {
+            let now = Instant::now();
+            if s.closed || s.fetching || s.need || s.servable(now, clock.now()).is_some() {
                 return false;
+            }
+            // Valid on tokio's clock but not on the wall clock: the clocks disagree; the task compares them.
+            if s.valid_token(now).is_some() {
+                s.clock_suspect = true;
             }
             s.need = true;
             true
         });
         loop {
-            let Ok(s) = rx.wait_for(|s| settled(s, Instant::now()).is_some()).await else {
+            let Ok(s) = rx
+                .wait_for(|s| settled(s, Instant::now(), clock.now()).is_some())
+                .await
+            else {
                 return Err(shut_down_error());
             };
-            if let Some(outcome) = settled(&s, Instant::now()) {
+            if let Some(outcome) = settled(&s, Instant::now(), clock.now()) {
                 return outcome;
             }
         }
@@ -211,7 +294,8 @@ impl TokenManager {
     ///
     /// Coalesced: a request already in flight is joined, and concurrent calls share one request. While the manager
     /// is backing off after a failure, the call waits for the next scheduled attempt rather than bypassing the
-    /// backoff (or a server's `Retry-After`).
+    /// backoff (or a server's `Retry-After`). After an interactive provider's failed sign-in, this is what asks
+    /// the user again. When the provider answers with the token already held, that token is returned.
     ///
     /// # Errors
     /// That request's error, or [`Error::CredentialUnavailable`] after shutdown.
@@ -266,6 +350,8 @@ impl TokenManager {
             consecutive_failures: s.failure.as_ref().map_or(0, |f| f.consecutive),
             last_error: s.failure.as_ref().map(|f| Arc::clone(&f.error)),
             refreshes: s.refreshes,
+            identical_tokens: s.identical,
+            generation: s.generation,
             attempts: s.attempts,
             subscribers,
             running: !s.closed,
@@ -284,10 +370,10 @@ impl TokenManager {
     }
 }
 
-/// What a waiting caller gets, once there is something to give: a valid token, the shutdown error, or a failure
-/// that ended a burst. `None`: keep waiting.
-fn settled(s: &State, now: Instant) -> Option<Result<Arc<Token>, Arc<Error>>> {
-    if let Some(token) = s.valid_token(now) {
+/// What a waiting caller gets, once there is something to give: a valid token (on both clocks), the shutdown
+/// error, or a failure that ended a burst. `None`: keep waiting.
+fn settled(s: &State, now: Instant, wall: SystemTime) -> Option<Result<Arc<Token>, Arc<Error>>> {
+    if let Some(token) = s.servable(now, wall) {
         return Some(Ok(Arc::clone(token)));
     }
     if s.closed {
@@ -325,8 +411,13 @@ pub struct ManagerStatus {
     pub consecutive_failures: u32,
     /// The last error, until an attempt succeeds.
     pub last_error: Option<Arc<Error>>,
-    /// Tokens received since start.
+    /// New tokens received since start (answers repeating the token held are not counted).
     pub refreshes: u64,
+    /// Answers that repeated the token already held (same access token or same expiry): not published, not a
+    /// rotation.
+    pub identical_tokens: u64,
+    /// The generation of the newest token (see [`TokenManager::watch`]); 0 before the first.
+    pub generation: u64,
     /// Identity-provider requests completed since start (successful or not).
     pub attempts: u64,
     /// Live subscriptions.

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use entraid_core::{DefaultResponseParser, Error, SharedResponseParser};
 
+use crate::clock::WallClock;
+
 /// Decides whether a failed identity-provider request is worth retrying soon (see [`RetryOptions::is_retryable`]).
 pub type RetryPredicate = Arc<dyn Fn(&Error) -> bool + Send + Sync>;
 
@@ -31,6 +33,11 @@ pub fn default_is_retryable(error: &Error) -> bool {
 ///
 /// With the defaults the waits are: `[0, 1 s]`, `[0, 2 s]`, then `[2, 4 s]`, `[4, 8 s]`, and `[5, 10 s]` from then
 /// on, until a token arrives.
+///
+/// **Outage cadence.** While the manager holds no valid token (nothing works until one arrives), a retryable
+/// failure is retried within `[outage_delay / 2, outage_delay]` (default `[1 s, 2 s]`) instead, and a failure while
+/// the token will expire before the next attempt is retried that soon after the expiry; a `Retry-After` is still a
+/// floor. So the first token comes within `outage_delay` of the identity endpoint's return.
 #[derive(Clone)]
 pub struct RetryOptions {
     /// Attempts in one burst. Default 3. Must be at least 1.
@@ -43,6 +50,9 @@ pub struct RetryOptions {
     pub backoff_multiplier: f64,
     /// Whether an error is worth retrying within the burst. Default [`default_is_retryable`].
     pub is_retryable: RetryPredicate,
+    /// The longest wait between two attempts while no valid token is held (see *Outage cadence* above). Default
+    /// 2 s. Must be more than zero.
+    pub outage_delay: Duration,
 }
 
 impl RetryOptions {
@@ -76,6 +86,7 @@ impl Default for RetryOptions {
             max_delay: Duration::from_secs(10),
             backoff_multiplier: 2.0,
             is_retryable: Arc::new(default_is_retryable),
+            outage_delay: Duration::from_secs(2),
         }
     }
 }
@@ -88,7 +99,64 @@ impl fmt::Debug for RetryOptions {
             .field("max_delay", &self.max_delay)
             .field("backoff_multiplier", &self.backoff_multiplier)
             .field("is_retryable", &format_args!("<fn>"))
+            .field("outage_delay", &self.outage_delay)
             .finish()
+    }
+}
+
+/// Spreads refreshes of many processes over a window, so a fleet that started together does not refresh (and
+/// re-authenticate every connection) in lock step, as Azure's guidance asks.
+///
+/// The window is `min(share * lifetime, max)`, and at most half the time until the planned refresh. Each token's
+/// refresh is moved **earlier** by a random time in `[0, window]`: never later than the refresh rule's point, so
+/// never later than `expires_on - lower_refresh_bound` and never past expiry. Default [`RefreshJitter::DEFAULT`]
+/// (5 % of the lifetime, at most 5 minutes: a one-hour token is refreshed 39 to 42 minutes after receipt).
+/// [`RefreshJitter::NONE`] (or a zero `share` or `max`) disables it.
+///
+/// ```
+/// use std::time::Duration;
+/// use entraid_manager::RefreshJitter;
+///
+/// let hour = Duration::from_secs(3600);
+/// assert_eq!(RefreshJitter::DEFAULT.window(hour), Duration::from_secs(180));
+/// assert_eq!(RefreshJitter::DEFAULT.window(24 * hour), Duration::from_secs(300));
+/// assert_eq!(RefreshJitter::NONE.window(hour), Duration::ZERO);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RefreshJitter {
+    /// The window as a share of the token's lifetime. Must be finite and in `[0, 1)`.
+    pub share: f64,
+    /// The largest window.
+    pub max: Duration,
+}
+
+impl RefreshJitter {
+    /// 5 % of the lifetime, at most 5 minutes.
+    pub const DEFAULT: Self = Self {
+        share: 0.05,
+        max: Duration::from_secs(300),
+    };
+
+    /// No jitter: every token is refreshed exactly at the refresh rule's point.
+    pub const NONE: Self = Self {
+        share: 0.0,
+        max: Duration::ZERO,
+    };
+
+    /// The jitter window for a token living `lifetime`: `min(share * lifetime, max)`.
+    pub fn window(&self, lifetime: Duration) -> Duration {
+        if !(self.share.is_finite() && self.share > 0.0) {
+            return Duration::ZERO;
+        }
+        Duration::try_from_secs_f64(lifetime.as_secs_f64() * self.share)
+            .unwrap_or(self.max)
+            .min(self.max)
+    }
+}
+
+impl Default for RefreshJitter {
+    fn default() -> Self {
+        Self::DEFAULT
     }
 }
 
@@ -132,6 +200,28 @@ pub struct TokenManagerOptions {
     /// How many undelivered events one [`Subscription`](crate::Subscription) holds before it drops old ones.
     /// Default 64. Must be at least 1. See [`Subscription`](crate::Subscription) for the policy.
     pub subscription_capacity: usize,
+    /// Moves each refresh earlier by a random time within a window, so a fleet does not refresh in lock step.
+    /// Default [`RefreshJitter::DEFAULT`] (5 % of the lifetime, at most 5 minutes); [`RefreshJitter::NONE`]
+    /// disables it.
+    pub refresh_jitter: RefreshJitter,
+    /// When the provider answers with the token the manager already holds (the same access token, or the same
+    /// expiry: a provider serving its own cache), the token is not published again and the next attempt comes
+    /// at the refresh rule applied to the token's *remaining* life, but never sooner than this after the answer
+    /// (and never after the token's expiry). Default 5 s. Must be more than zero.
+    pub identical_token_floor: Duration,
+    /// Seed of the manager's random numbers (refresh and retry jitter). Default `None`: seeded from the process's
+    /// random hasher keys, so two processes differ. Set it for reproducible schedules (tests, simulations).
+    pub rng_seed: Option<u64>,
+    /// The wall clock the manager compares tokens' `expires_on` with. Default [`WallClock::system`].
+    pub wall_clock: WallClock,
+    /// How often the background task compares tokio's clock with the wall clock while it waits. Default 10 s;
+    /// zero disables the periodic check (reads still check the wall-clock expiry).
+    pub clock_check_interval: Duration,
+    /// How far the wall clock may run ahead of tokio's clock since a token arrived before the manager treats it
+    /// as a suspend or a VM freeze (tokio's clock stopped while time passed): it recomputes the token's expiry
+    /// from the wall clock, drops it when it has expired, and refreshes at once. Default 10 s. Must be more than
+    /// zero.
+    pub clock_jump_threshold: Duration,
 }
 
 impl Default for TokenManagerOptions {
@@ -143,6 +233,12 @@ impl Default for TokenManagerOptions {
             retry: RetryOptions::default(),
             response_parser: Arc::new(DefaultResponseParser),
             subscription_capacity: 64,
+            refresh_jitter: RefreshJitter::DEFAULT,
+            identical_token_floor: Duration::from_secs(5),
+            rng_seed: None,
+            wall_clock: WallClock::system(),
+            clock_check_interval: Duration::from_secs(10),
+            clock_jump_threshold: Duration::from_secs(10),
         }
     }
 }
@@ -169,7 +265,28 @@ impl TokenManagerOptions {
                 "subscription_capacity must be at least 1",
             ));
         }
+        let jitter = self.refresh_jitter.share;
+        if !(jitter.is_finite() && (0.0..1.0).contains(&jitter)) {
+            return Err(Error::configuration(format!(
+                "refresh_jitter.share must be finite and in [0, 1), got {jitter}"
+            )));
+        }
+        if self.identical_token_floor.is_zero() {
+            return Err(Error::configuration(
+                "identical_token_floor must be more than zero",
+            ));
+        }
+        if self.clock_jump_threshold.is_zero() {
+            return Err(Error::configuration(
+                "clock_jump_threshold must be more than zero",
+            ));
+        }
         let retry = &self.retry;
+        if retry.outage_delay.is_zero() {
+            return Err(Error::configuration(
+                "retry.outage_delay must be more than zero",
+            ));
+        }
         if retry.max_attempts == 0 {
             return Err(Error::configuration(
                 "retry.max_attempts must be at least 1",
@@ -218,9 +335,40 @@ mod tests {
         assert_eq!(o.retry.initial_delay, Duration::from_secs(1));
         assert_eq!(o.retry.max_delay, Duration::from_secs(10));
         assert_eq!(o.retry.backoff_multiplier, 2.0);
+        assert_eq!(o.retry.outage_delay, Duration::from_secs(2));
+        assert_eq!(o.refresh_jitter, RefreshJitter::DEFAULT);
+        assert_eq!(o.refresh_jitter.share, 0.05);
+        assert_eq!(o.refresh_jitter.max, Duration::from_secs(300));
+        assert_eq!(o.identical_token_floor, Duration::from_secs(5));
+        assert_eq!(o.rng_seed, None);
+        assert_eq!(o.clock_check_interval, Duration::from_secs(10));
+        assert_eq!(o.clock_jump_threshold, Duration::from_secs(10));
         assert!(o.validate().is_ok());
         assert_eq!(format!("{:?}", o.response_parser), "DefaultResponseParser");
         assert!(format!("{o:?}").contains("is_retryable: <fn>"));
+    }
+
+    #[test]
+    fn jitter_windows() {
+        let s = Duration::from_secs;
+        let j = RefreshJitter::DEFAULT;
+        assert_eq!(j.window(s(100)), s(5));
+        assert_eq!(j.window(s(3600)), s(180));
+        assert_eq!(j.window(s(86_400)), s(300));
+        assert_eq!(j.window(Duration::MAX), s(300));
+        assert_eq!(j.window(Duration::ZERO), Duration::ZERO);
+        assert_eq!(RefreshJitter::NONE.window(s(3600)), Duration::ZERO);
+        let no_max = RefreshJitter {
+            share: 0.5,
+            max: Duration::ZERO,
+        };
+        assert_eq!(no_max.window(s(3600)), Duration::ZERO);
+        let nan = RefreshJitter {
+            share: f64::NAN,
+            max: s(10),
+        };
+        assert_eq!(nan.window(s(3600)), Duration::ZERO);
+        assert_eq!(RefreshJitter::default(), RefreshJitter::DEFAULT);
     }
 
     #[test]
@@ -300,6 +448,31 @@ mod tests {
             ..RetryOptions::default()
         }));
         assert!(m.contains("max_delay"), "{m}");
+        for share in [-0.1, 1.0, f64::NAN, f64::INFINITY] {
+            let m = err(TokenManagerOptions {
+                refresh_jitter: RefreshJitter {
+                    share,
+                    max: Duration::from_secs(1),
+                },
+                ..d()
+            });
+            assert!(m.contains("refresh_jitter"), "{m}");
+        }
+        let m = err(TokenManagerOptions {
+            identical_token_floor: Duration::ZERO,
+            ..d()
+        });
+        assert!(m.contains("identical_token_floor"), "{m}");
+        let m = err(TokenManagerOptions {
+            clock_jump_threshold: Duration::ZERO,
+            ..d()
+        });
+        assert!(m.contains("clock_jump_threshold"), "{m}");
+        let m = err(retry(RetryOptions {
+            outage_delay: Duration::ZERO,
+            ..RetryOptions::default()
+        }));
+        assert!(m.contains("outage_delay"), "{m}");
         for multiplier in [0.5, f64::NAN, f64::INFINITY] {
             let m = err(retry(RetryOptions {
                 backoff_multiplier: multiplier,

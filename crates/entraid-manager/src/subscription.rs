@@ -163,7 +163,9 @@ impl Registry {
 /// every error. Made by [`TokenManager::subscribe`](crate::TokenManager::subscribe).
 ///
 /// A subscription sees events that happen after it was made; read
-/// [`TokenManager::current`](crate::TokenManager::current) after subscribing for the token held now. Dropping it
+/// [`TokenManager::current`](crate::TokenManager::current) after subscribing for the token held now (reading it
+/// before subscribing can miss a token published in between; [`TokenManager::watch`](crate::TokenManager::watch)
+/// cannot miss one). An answer repeating the token already held is not an event. Dropping it
 /// unsubscribes. It does not keep the manager alive: when the manager stops, [`Subscription::recv`] returns the
 /// events still queued, then `None`.
 ///

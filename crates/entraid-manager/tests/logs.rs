@@ -18,7 +18,7 @@ mod support;
 use std::fmt::{self, Write as _};
 use std::sync::{Arc, Mutex};
 
-use entraid_manager::{TokenManager, TokenManagerOptions};
+use entraid_manager::{RefreshJitter, TokenManager, TokenManagerOptions};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
@@ -72,6 +72,7 @@ async fn events_cover_the_lifecycle_and_hold_no_secret() {
     );
     let options = TokenManagerOptions {
         lower_refresh_bound: secs(3600),
+        refresh_jitter: RefreshJitter::NONE,
         ..TokenManagerOptions::default()
     };
     let manager = TokenManager::start(Fake(script.clone()), options).unwrap();
@@ -94,6 +95,24 @@ async fn events_cover_the_lifecycle_and_hold_no_secret() {
     drop(manager);
     tokio::task::yield_now().await;
 
+    // A provider answering from its cache, then a suspend seen through an injected wall clock.
+    let wall = support::TestWall::new();
+    let cached = Script::on_wall([Step::token(100), Step::Same], Step::token(100), &wall);
+    let options = TokenManagerOptions {
+        wall_clock: wall.clock(),
+        refresh_jitter: RefreshJitter::NONE,
+        ..TokenManagerOptions::default()
+    };
+    let manager = TokenManager::start(Fake(cached.clone()), options).unwrap();
+    manager.ready().await.unwrap();
+    tokio::time::sleep(secs(71)).await;
+    assert_eq!(manager.status().identical_tokens, 1);
+    wall.jump(secs(20));
+    tokio::time::sleep(secs(11)).await;
+    assert_eq!(cached.calls(), 3);
+    drop(manager);
+    tokio::task::yield_now().await;
+
     let lines = capture.0.lock().unwrap().clone();
     let all = lines.join("\n");
     for expected in [
@@ -106,13 +125,16 @@ async fn events_cover_the_lifecycle_and_hold_no_secret() {
         "INFO message=token refreshed provider=Fake lifetime_ms=100000 after_failures=4",
         "WARN message=token expired before a new one arrived provider=Fake",
         "DEBUG message=token manager stopped provider=Fake",
+        "DEBUG message=identity provider answered with the token already held; not published provider=Fake",
+        "WARN message=the wall clock ran ahead of tokio's clock (suspend or VM freeze?); refreshing now provider=Fake wall_clock_ahead_ms=",
     ] {
         assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
     }
     assert!(all.contains("error=Fake"), "{all}");
     let mut minted = script.minted();
     minted.extend(expiring.minted());
-    assert_eq!(minted.len(), 3);
+    minted.extend(cached.minted());
+    assert_eq!(minted.len(), 5);
     for jwt in minted {
         for part in jwt.split('.').filter(|p| !p.is_empty()) {
             assert!(!all.contains(part), "a token leaked into the logs:\n{all}");

@@ -165,3 +165,65 @@ async fn manual_decline_and_an_expired_code() {
     assert_eq!(err.entra_error().unwrap().error, "expired_token");
     assert_eq!(started.elapsed(), Duration::from_secs(30));
 }
+
+/// Absurd durations from the device authorization answer (an `interval` of u64::MAX seconds, an `expires_in` of
+/// billions of years, then a `slow_down`) are clamped, not added into an overflow panic: the interval is cut to
+/// 5 minutes and the wait to the credential's 15-minute timeout.
+#[tokio::test(start_paused = true)]
+async fn absurd_intervals_and_lifetimes_are_clamped() {
+    let ctx = Ctx::start().await;
+    let alice = ctx
+        .emu
+        .add_user(User::new("alice@contoso.com", "pw"))
+        .unwrap();
+    ctx.emu.set_device_code_policy(DeviceCodePolicy {
+        expires_in: Duration::from_secs(u64::MAX),
+        interval: Duration::from_secs(u64::MAX),
+        slow_down_polls: 1,
+        ..DeviceCodePolicy::approve_after(1, "alice@contoso.com")
+    });
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let started = tokio::time::Instant::now();
+    let token = token_of(credential(&ctx, &seen).request_token().await.unwrap());
+    assert_eq!(
+        ctx.emu.verifier().verify(&token).unwrap().claims.oid(),
+        Some(alice.oid.as_str())
+    );
+    // Polls at 300 s (slow_down), 600 s (approved).
+    assert_eq!(started.elapsed(), Duration::from_secs(600));
+    let info = seen.lock().unwrap()[0].clone();
+    assert_eq!(info.interval, Duration::from_secs(300));
+    assert_eq!(info.expires_in, Duration::from_secs(900));
+
+    // Nobody signs in: the wait ends at the credential's timeout, not in a billion years.
+    ctx.emu.set_device_code_policy(DeviceCodePolicy {
+        expires_in: Duration::from_secs(u64::MAX),
+        ..DeviceCodePolicy::default()
+    });
+    let started = tokio::time::Instant::now();
+    let err = DeviceCodeCredential::builder()
+        .tenant_id(ctx.emu.tenant_id())
+        .authority_host(ctx.host())
+        .http_client(ctx.http.clone())
+        .callback(|_| {})
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+        .request_token()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::AuthenticationFailed { .. }), "{err}");
+    assert!(err.to_string().contains("expired after 60 s"), "{err}");
+    assert_eq!(started.elapsed(), Duration::from_secs(60));
+}
+
+#[test]
+fn the_device_code_flow_tells_a_token_manager_it_needs_a_person() {
+    let credential = DeviceCodeCredential::builder()
+        .tenant_id("contoso.onmicrosoft.com")
+        .build()
+        .unwrap();
+    let hint = credential.request_hint();
+    assert!(hint.is_interactive());
+    assert!(hint.max_duration().unwrap() >= Duration::from_secs(900));
+}

@@ -7,12 +7,12 @@ use std::sync::atomic::Ordering;
 use entraid_core::Error;
 use entraid_manager::{TokenManager, TokenManagerOptions};
 
-use crate::support::{Fail, Fake, Script, Step, alive_tasks, next_token, secs, settle};
+use crate::support::{Fail, Fake, Script, Step, alive_tasks, exact, next_token, secs, settle};
 
 #[test]
 fn start_outside_a_runtime_is_a_configuration_error() {
     let script = Script::new([], Step::token(3600));
-    let err = TokenManager::start(Fake(script), TokenManagerOptions::default()).unwrap_err();
+    let err = TokenManager::start(Fake(script), exact()).unwrap_err();
     assert!(
         matches!(&err, Error::Configuration { message } if message.contains("tokio runtime")),
         "{err:?}"
@@ -24,7 +24,7 @@ async fn invalid_options_are_refused_at_start() {
     let script = Script::new([], Step::token(3600));
     let options = TokenManagerOptions {
         expiration_refresh_ratio: 0.0,
-        ..TokenManagerOptions::default()
+        ..exact()
     };
     let err = TokenManager::start(Fake(script.clone()), options).unwrap_err();
     assert!(matches!(err, Error::Configuration { .. }), "{err:?}");
@@ -36,8 +36,7 @@ async fn invalid_options_are_refused_at_start() {
 async fn dropping_the_last_handle_stops_the_background_task() {
     let before = alive_tasks();
     let script = Script::new([], Step::token(3600));
-    let manager =
-        TokenManager::start(Fake(script.clone()), TokenManagerOptions::default()).unwrap();
+    let manager = TokenManager::start(Fake(script.clone()), exact()).unwrap();
     let mut sub = manager.subscribe();
     manager.ready().await.unwrap();
     next_token(&mut sub).await;
@@ -66,8 +65,7 @@ async fn dropping_the_last_handle_stops_the_background_task() {
 async fn dropping_the_last_handle_cancels_a_request_in_flight() {
     let before = alive_tasks();
     let script = Script::new([Step::Hang], Step::token(3600));
-    let manager =
-        TokenManager::start(Fake(script.clone()), TokenManagerOptions::default()).unwrap();
+    let manager = TokenManager::start(Fake(script.clone()), exact()).unwrap();
     settle().await;
     assert_eq!(script.calls(), 1);
     assert!(manager.status().fetching);
@@ -82,8 +80,7 @@ async fn dropping_the_last_handle_cancels_a_request_in_flight() {
 async fn shutdown_stops_everything_for_every_handle() {
     let before = alive_tasks();
     let script = Script::new([], Step::token(3600));
-    let manager =
-        TokenManager::start(Fake(script.clone()), TokenManagerOptions::default()).unwrap();
+    let manager = TokenManager::start(Fake(script.clone()), exact()).unwrap();
     let other = manager.clone();
     let mut sub = manager.subscribe();
     manager.ready().await.unwrap();
@@ -121,8 +118,7 @@ async fn status_reports_expiry_next_refresh_and_failures() {
         [Step::token(1000), Step::Fail(Fail::Transport)],
         Step::token(1000),
     );
-    let manager =
-        TokenManager::start(Fake(script.clone()), TokenManagerOptions::default()).unwrap();
+    let manager = TokenManager::start(Fake(script.clone()), exact()).unwrap();
     let initial = manager.status();
     assert_eq!(
         (initial.attempts, initial.refreshes, initial.subscribers),
@@ -167,8 +163,7 @@ async fn status_reports_expiry_next_refresh_and_failures() {
 #[tokio::test(start_paused = true)]
 async fn debug_output_holds_no_secret() {
     let script = Script::new([], Step::token(3600));
-    let manager =
-        TokenManager::start(Fake(script.clone()), TokenManagerOptions::default()).unwrap();
+    let manager = TokenManager::start(Fake(script.clone()), exact()).unwrap();
     let mut sub = manager.subscribe();
     let token = manager.token().await.unwrap();
     let event = sub.recv().await.unwrap();
@@ -177,7 +172,7 @@ async fn debug_output_holds_no_secret() {
     let shown = format!(
         "{manager:?} {:?} {event:?} {sub:?} {:?} {token:?}",
         manager.status(),
-        TokenManagerOptions::default()
+        exact()
     );
     let signature_free = jwt.trim_end_matches('.');
     for part in signature_free.split('.') {

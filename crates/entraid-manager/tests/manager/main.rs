@@ -8,8 +8,13 @@
 
 mod support;
 
+mod clocks;
+mod identical;
+mod interactive;
+mod jitter;
 mod lifecycle;
 mod refresh;
 mod retry;
 mod single_flight;
 mod subscriptions;
+mod watch;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use entraid_core::Error;
 use entraid_manager::{TokenManager, TokenManagerOptions};
 
-use crate::support::{Fake, Script, Step, assert_at, next_error, next_token, secs};
+use crate::support::{Fake, Script, Step, assert_at, exact, next_error, next_token, secs};
 
 /// Starts a manager over `script` and returns the call times of the first two requests.
 async fn first_refresh(script: &std::sync::Arc<Script>, options: TokenManagerOptions) -> Duration {
@@ -24,13 +24,13 @@ async fn first_refresh(script: &std::sync::Arc<Script>, options: TokenManagerOpt
 #[tokio::test(start_paused = true)]
 async fn refreshes_at_the_ratio_point() {
     let script = Script::new([], Step::token(3600));
-    let at = first_refresh(&script, TokenManagerOptions::default()).await;
+    let at = first_refresh(&script, exact()).await;
     assert_at(at, secs(2520));
 
     let script = Script::new([], Step::token(3600));
     let options = TokenManagerOptions {
         expiration_refresh_ratio: 0.5,
-        ..TokenManagerOptions::default()
+        ..exact()
     };
     assert_at(first_refresh(&script, options).await, secs(1800));
 }
@@ -40,7 +40,7 @@ async fn refreshes_at_the_lower_bound_when_earlier() {
     let script = Script::new([], Step::token(3600));
     let options = TokenManagerOptions {
         lower_refresh_bound: secs(20 * 60),
-        ..TokenManagerOptions::default()
+        ..exact()
     };
     assert_at(first_refresh(&script, options).await, secs(2400));
 
@@ -48,7 +48,7 @@ async fn refreshes_at_the_lower_bound_when_earlier() {
     let script = Script::new([], Step::token(3600));
     let options = TokenManagerOptions {
         lower_refresh_bound: secs(5 * 60),
-        ..TokenManagerOptions::default()
+        ..exact()
     };
     assert_at(first_refresh(&script, options).await, secs(2520));
 
@@ -56,7 +56,7 @@ async fn refreshes_at_the_lower_bound_when_earlier() {
     let script = Script::new([], Step::token(60));
     let options = TokenManagerOptions {
         lower_refresh_bound: secs(10 * 60),
-        ..TokenManagerOptions::default()
+        ..exact()
     };
     assert_at(first_refresh(&script, options).await, secs(42));
 }
@@ -68,15 +68,9 @@ async fn refreshes_at_refresh_in_when_earlier() {
         refresh_in: Some(secs(refresh_in)),
     };
     let script = Script::new([], issuer(1800));
-    assert_at(
-        first_refresh(&script, TokenManagerOptions::default()).await,
-        secs(1800),
-    );
+    assert_at(first_refresh(&script, exact()).await, secs(1800));
     let script = Script::new([], issuer(3000));
-    assert_at(
-        first_refresh(&script, TokenManagerOptions::default()).await,
-        secs(2520),
-    );
+    assert_at(first_refresh(&script, exact()).await, secs(2520));
 }
 
 /// Runs a manager for `run_for` and checks the provider was called exactly once per rotation, at equal intervals,
@@ -89,8 +83,7 @@ async fn one_request_per_rotation(lifetime: Duration, run_for: Duration) {
             refresh_in: None,
         },
     );
-    let manager =
-        TokenManager::start(Fake(script.clone()), TokenManagerOptions::default()).unwrap();
+    let manager = TokenManager::start(Fake(script.clone()), exact()).unwrap();
     manager.ready().await.unwrap();
     let rotation = lifetime.mul_f64(0.7);
     // Check along the way that a valid token is always held: sample between rotations.
@@ -132,8 +125,7 @@ async fn one_request_per_rotation_with_six_hour_tokens() {
 #[tokio::test(start_paused = true)]
 async fn a_token_expired_on_arrival_is_a_typed_error() {
     let script = Script::new([Step::Raw { offset_secs: -10 }], Step::token(3600));
-    let manager =
-        TokenManager::start(Fake(script.clone()), TokenManagerOptions::default()).unwrap();
+    let manager = TokenManager::start(Fake(script.clone()), exact()).unwrap();
     let mut sub = manager.subscribe();
     let err = manager.ready().await.unwrap_err();
     assert!(
@@ -160,8 +152,7 @@ async fn a_token_expired_on_arrival_is_a_typed_error() {
 #[tokio::test(start_paused = true)]
 async fn raw_tokens_expire_by_their_exp_claim() {
     let script = Script::new([], Step::Raw { offset_secs: 100 });
-    let manager =
-        TokenManager::start(Fake(script.clone()), TokenManagerOptions::default()).unwrap();
+    let manager = TokenManager::start(Fake(script.clone()), exact()).unwrap();
     let token = manager.token().await.unwrap();
     let lifetime = token.lifetime();
     assert!(lifetime > secs(98) && lifetime <= secs(100), "{lifetime:?}");

@@ -7,13 +7,14 @@ use std::time::Duration;
 use entraid_core::Error;
 use entraid_manager::{RetryOptions, TokenManager, TokenManagerOptions};
 
-use crate::support::{Fail, Fake, Script, Step, assert_at, next_error, next_token, secs, settle};
+use crate::support::{
+    Fail, Fake, Script, Step, assert_at, exact, next_error, next_token, secs, settle,
+};
 
 #[tokio::test(start_paused = true)]
 async fn retries_follow_the_schedule_within_jitter_bounds() {
     let script = Script::new([], Step::Fail(Fail::Transport));
-    let manager =
-        TokenManager::start(Fake(script.clone()), TokenManagerOptions::default()).unwrap();
+    let manager = TokenManager::start(Fake(script.clone()), exact()).unwrap();
     let mut sub = manager.subscribe();
 
     // ready() reports the error when the first burst (3 attempts) is used up.
@@ -26,14 +27,13 @@ async fn retries_follow_the_schedule_within_jitter_bounds() {
     tokio::time::sleep(secs(300)).await;
     let times = script.call_times();
     let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
-    assert!(gaps.len() > 30, "{gaps:?}");
-    // Burst: full jitter under 1 s then 2 s. Then the never-give-up cadence: [2, 4], [4, 8], then [5, 10] s.
+    assert!(gaps.len() > 150, "{gaps:?}");
+    // Burst: full jitter under 1 s then 2 s. Then, as no token is held, the outage cadence: [1, 2] s (the
+    // never-give-up cadence, [2, 4], [4, 8], then [5, 10] s, applies while a valid token is held).
     let bounds = |i: usize| match i {
         0 => (secs(0), secs(1)),
         1 => (secs(0), secs(2)),
-        2 => (secs(2), secs(4)),
-        3 => (secs(4), secs(8)),
-        _ => (secs(5), secs(10)),
+        _ => (secs(1), secs(2)),
     };
     for (i, gap) in gaps.iter().enumerate() {
         let (low, high) = bounds(i);
@@ -66,8 +66,7 @@ async fn retry_after_is_honoured() {
         [Step::Fail(Fail::Http(429, Some(secs(7))))],
         Step::token(3600),
     );
-    let manager =
-        TokenManager::start(Fake(script.clone()), TokenManagerOptions::default()).unwrap();
+    let manager = TokenManager::start(Fake(script.clone()), exact()).unwrap();
     let mut sub = manager.subscribe();
     let err = next_error(&mut sub).await;
     assert_eq!(err.status(), Some(429));
@@ -86,7 +85,7 @@ async fn retry_after_is_honoured() {
             max_attempts: 1,
             ..RetryOptions::default()
         },
-        ..TokenManagerOptions::default()
+        ..exact()
     };
     let manager = TokenManager::start(Fake(script.clone()), options).unwrap();
     let err = manager.ready().await.unwrap_err();
@@ -104,8 +103,7 @@ async fn server_errors_are_retried_in_the_burst() {
         ],
         Step::token(3600),
     );
-    let manager =
-        TokenManager::start(Fake(script.clone()), TokenManagerOptions::default()).unwrap();
+    let manager = TokenManager::start(Fake(script.clone()), exact()).unwrap();
     // ready() waits through the burst's failures for the token.
     manager.ready().await.unwrap();
     let times = script.call_times();
@@ -122,8 +120,7 @@ async fn server_errors_are_retried_in_the_burst() {
 #[tokio::test(start_paused = true)]
 async fn a_400_is_not_retried() {
     let script = Script::new([Step::Fail(Fail::InvalidClient)], Step::token(3600));
-    let manager =
-        TokenManager::start(Fake(script.clone()), TokenManagerOptions::default()).unwrap();
+    let manager = TokenManager::start(Fake(script.clone()), exact()).unwrap();
     let mut sub = manager.subscribe();
     let err = manager.ready().await.unwrap_err();
     // Reported at once, without a retry in the burst.
@@ -160,7 +157,7 @@ async fn never_gives_up_and_serves_the_old_token_until_it_expires() {
     let script = Script::new([Step::token(100)], Step::Fail(Fail::Transport));
     let options = TokenManagerOptions {
         subscription_capacity: 1000,
-        ..TokenManagerOptions::default()
+        ..exact()
     };
     let manager = TokenManager::start(Fake(script.clone()), options).unwrap();
     let mut sub = manager.subscribe();
@@ -217,8 +214,7 @@ async fn never_gives_up_and_serves_the_old_token_until_it_expires() {
 #[tokio::test(start_paused = true)]
 async fn a_hung_provider_times_out_and_is_cancelled() {
     let script = Script::new([Step::Hang], Step::token(3600));
-    let manager =
-        TokenManager::start(Fake(script.clone()), TokenManagerOptions::default()).unwrap();
+    let manager = TokenManager::start(Fake(script.clone()), exact()).unwrap();
     let mut sub = manager.subscribe();
     let err = next_error(&mut sub).await;
     assert!(
@@ -241,7 +237,7 @@ async fn a_hung_provider_times_out_and_is_cancelled() {
     let script = Script::new([Step::Hang, Step::Hang], Step::token(3600));
     let options = TokenManagerOptions {
         request_timeout: secs(2),
-        ..TokenManagerOptions::default()
+        ..exact()
     };
     let manager = TokenManager::start(Fake(script.clone()), options).unwrap();
     manager.ready().await.unwrap();
@@ -255,8 +251,7 @@ async fn a_hung_provider_times_out_and_is_cancelled() {
 #[tokio::test(start_paused = true)]
 async fn a_panicking_provider_is_an_error_not_a_dead_manager() {
     let script = Script::new([Step::Panic], Step::token(3600));
-    let manager =
-        TokenManager::start(Fake(script.clone()), TokenManagerOptions::default()).unwrap();
+    let manager = TokenManager::start(Fake(script.clone()), exact()).unwrap();
     let mut sub = manager.subscribe();
     let err = next_error(&mut sub).await;
     assert_eq!(err.to_string(), "identity provider Fake panicked");
@@ -270,7 +265,7 @@ async fn a_custom_retry_predicate_is_used() {
     let script = Script::new([Step::Fail(Fail::Http(404, None))], Step::token(3600));
     let options = TokenManagerOptions {
         retry: RetryOptions::default().with_is_retryable(|e| e.status() == Some(404)),
-        ..TokenManagerOptions::default()
+        ..exact()
     };
     let manager = TokenManager::start(Fake(script.clone()), options).unwrap();
     manager.ready().await.unwrap();
@@ -286,7 +281,7 @@ async fn a_panicking_retry_hook_counts_as_not_retryable() {
     let script = Script::new([Step::Fail(Fail::Transport)], Step::token(3600));
     let options = TokenManagerOptions {
         retry: RetryOptions::default().with_is_retryable(|_| panic!("scripted hook panic")),
-        ..TokenManagerOptions::default()
+        ..exact()
     };
     let manager = TokenManager::start(Fake(script.clone()), options).unwrap();
     let err = manager.ready().await.unwrap_err();

@@ -7,13 +7,12 @@ use std::time::Duration;
 use entraid_manager::{TokenManager, TokenManagerOptions};
 use tokio::sync::Notify;
 
-use crate::support::{Fake, Script, Step, secs, settle};
+use crate::support::{Fake, Script, Step, exact, secs, settle};
 
 #[tokio::test(start_paused = true)]
 async fn two_hundred_callers_without_a_token_cause_one_request() {
     let script = Script::new([], Step::token(3600).delayed(secs(1)));
-    let manager =
-        TokenManager::start(Fake(script.clone()), TokenManagerOptions::default()).unwrap();
+    let manager = TokenManager::start(Fake(script.clone()), exact()).unwrap();
     let callers: Vec<_> = (0..200)
         .map(|_| {
             let manager = manager.clone();
@@ -35,7 +34,7 @@ async fn callers_after_expiry_share_the_refresh_in_flight() {
     let script = Script::new([Step::token(10)], Step::token(10).delayed(secs(2)));
     let options = TokenManagerOptions {
         expiration_refresh_ratio: 1.0,
-        ..TokenManagerOptions::default()
+        ..exact()
     };
     let manager = TokenManager::start(Fake(script.clone()), options).unwrap();
     let first = manager.token().await.unwrap();
@@ -60,8 +59,7 @@ async fn callers_after_expiry_share_the_refresh_in_flight() {
 #[tokio::test(start_paused = true)]
 async fn concurrent_forced_refreshes_coalesce() {
     let script = Script::new([Step::token(3600)], Step::token(3600).delayed(secs(1)));
-    let manager =
-        TokenManager::start(Fake(script.clone()), TokenManagerOptions::default()).unwrap();
+    let manager = TokenManager::start(Fake(script.clone()), exact()).unwrap();
     let first = manager.token().await.unwrap();
     let callers: Vec<_> = (0..200)
         .map(|_| {
@@ -120,7 +118,7 @@ async fn single_flight_holds_on_many_threads() {
                 script: script.clone(),
                 gate: gate.clone(),
             },
-            TokenManagerOptions::default(),
+            exact(),
         )
         .unwrap();
         let callers: Vec<_> = (0..200)

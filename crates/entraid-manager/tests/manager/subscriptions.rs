@@ -7,7 +7,9 @@ use std::time::Duration;
 use entraid_core::Token;
 use entraid_manager::{TokenEvent, TokenManager, TokenManagerOptions};
 
-use crate::support::{Fail, Fake, Script, Step, alive_tasks, next_error, next_token, secs, settle};
+use crate::support::{
+    Fail, Fake, Script, Step, alive_tasks, exact, next_error, next_token, secs, settle,
+};
 
 fn describe(event: &TokenEvent) -> String {
     match event {
@@ -27,8 +29,7 @@ async fn every_subscriber_gets_every_token_once_in_order_and_every_error() {
         ],
         Step::token(10),
     );
-    let manager =
-        TokenManager::start(Fake(script.clone()), TokenManagerOptions::default()).unwrap();
+    let manager = TokenManager::start(Fake(script.clone()), exact()).unwrap();
     let mut subs: Vec<_> = (0..3).map(|_| manager.subscribe()).collect();
     let mut seen = Vec::new();
     for sub in &mut subs {
@@ -67,7 +68,7 @@ async fn a_slow_subscriber_blocks_nobody() {
     let script = Script::new([], Step::token(10));
     let options = TokenManagerOptions {
         subscription_capacity: 4,
-        ..TokenManagerOptions::default()
+        ..exact()
     };
     let manager = TokenManager::start(Fake(script.clone()), options).unwrap();
     let slow = manager.subscribe();
@@ -91,8 +92,7 @@ async fn a_slow_subscriber_blocks_nobody() {
 #[tokio::test(start_paused = true)]
 async fn subscribe_drop_cycles_leave_nothing_behind() {
     let script = Script::new([], Step::token(3600));
-    let manager =
-        TokenManager::start(Fake(script.clone()), TokenManagerOptions::default()).unwrap();
+    let manager = TokenManager::start(Fake(script.clone()), exact()).unwrap();
     manager.ready().await.unwrap();
     let tasks = alive_tasks();
     let mut keeper = manager.subscribe();
@@ -122,8 +122,7 @@ async fn subscribe_drop_cycles_leave_nothing_behind() {
 async fn ten_thousand_rotations_leave_nothing_behind() {
     let tasks_before = alive_tasks();
     let script = Script::new([], Step::token(1));
-    let manager =
-        TokenManager::start(Fake(script.clone()), TokenManagerOptions::default()).unwrap();
+    let manager = TokenManager::start(Fake(script.clone()), exact()).unwrap();
     let slow = manager.subscribe();
     let mut drained = manager.subscribe();
     let seen: Arc<Mutex<Vec<Weak<Token>>>> = Arc::default();
@@ -176,8 +175,7 @@ async fn ten_thousand_rotations_leave_nothing_behind() {
 #[tokio::test(start_paused = true)]
 async fn errors_reach_subscribers_while_the_old_token_is_served() {
     let script = Script::new([Step::token(100)], Step::Fail(Fail::Transport));
-    let manager =
-        TokenManager::start(Fake(script.clone()), TokenManagerOptions::default()).unwrap();
+    let manager = TokenManager::start(Fake(script.clone()), exact()).unwrap();
     let mut sub = manager.subscribe();
     next_token(&mut sub).await;
     let err = next_error(&mut sub).await;

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use entraid_core::{
     BoxFuture, Error, IdentityProvider, IdentityProviderResponse, Token, TokenResponse,
 };
-use entraid_manager::{Subscription, TokenEvent};
+use entraid_manager::{RefreshJitter, Subscription, TokenEvent, TokenManagerOptions, WallClock};
 use tokio::time::Instant;
 
 /// An Entra error body, as the token endpoint sends with a 400.
@@ -58,6 +58,8 @@ pub(crate) enum Step {
     Hang,
     /// Panics.
     Panic,
+    /// Answers with the last JWT handed out again, as a raw token (a provider serving its cache).
+    Same,
     /// Waits (tokio clock), then does the inner step.
     Delay(Duration, Box<Step>),
 }
@@ -85,6 +87,8 @@ pub(crate) struct Script {
     /// Hanging calls that were cancelled (their future dropped).
     pub(crate) cancelled: AtomicUsize,
     t0: Instant,
+    /// The wall clock `exp` claims are minted on; `None`: the system clock.
+    wall: Option<Arc<TestWall>>,
 }
 
 impl Script {
@@ -97,7 +101,29 @@ impl Script {
             minted: Mutex::new(Vec::new()),
             cancelled: AtomicUsize::new(0),
             t0: Instant::now(),
+            wall: None,
         })
+    }
+
+    /// A script that mints `exp` claims on `wall` (give the manager the same clock).
+    pub(crate) fn on_wall(
+        steps: impl IntoIterator<Item = Step>,
+        default: Step,
+        wall: &Arc<TestWall>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            steps: Mutex::new(steps.into_iter().collect()),
+            default: Mutex::new(default),
+            calls: Mutex::new(Vec::new()),
+            minted: Mutex::new(Vec::new()),
+            cancelled: AtomicUsize::new(0),
+            t0: Instant::now(),
+            wall: Some(Arc::clone(wall)),
+        })
+    }
+
+    fn wall_secs(&self) -> i64 {
+        self.wall.as_ref().map_or_else(wall_now_secs, |w| w.secs())
     }
 
     /// Replaces what calls do once the scripted steps are used up.
@@ -144,7 +170,7 @@ impl Script {
                 lifetime,
                 refresh_in,
             } => {
-                let exp = wall_now_secs() + i64::try_from(lifetime.as_secs()).unwrap() + 1;
+                let exp = self.wall_secs() + i64::try_from(lifetime.as_secs()).unwrap() + 1;
                 let mut response = TokenResponse::new(self.mint(call, exp));
                 response.expires_in = Some(lifetime.as_secs());
                 response.refresh_in = refresh_in.map(|d| d.as_secs());
@@ -152,7 +178,7 @@ impl Script {
                 Ok(response.into())
             }
             Step::Raw { offset_secs } => Ok(IdentityProviderResponse::raw_token(
-                self.mint(call, wall_now_secs() + offset_secs),
+                self.mint(call, self.wall_secs() + offset_secs),
             )),
             Step::Fail(fail) => Err(fail.error()),
             Step::Hang => {
@@ -160,6 +186,12 @@ impl Script {
                 std::future::pending().await
             }
             Step::Panic => panic!("scripted provider panic"),
+            Step::Same => {
+                let last = self.minted.lock().unwrap().last().cloned();
+                Ok(IdentityProviderResponse::raw_token(
+                    last.expect("a token minted before"),
+                ))
+            }
             Step::Delay(by, inner) => {
                 tokio::time::sleep(by).await;
                 Box::pin(self.play(call, *inner)).await
@@ -253,5 +285,65 @@ pub(crate) fn alive_tasks() -> usize {
 pub(crate) async fn settle() {
     for _ in 0..16 {
         tokio::task::yield_now().await;
+    }
+}
+
+/// The default options without refresh jitter: refreshes come exactly at the refresh rule's point.
+pub(crate) fn exact() -> TokenManagerOptions {
+    TokenManagerOptions {
+        refresh_jitter: RefreshJitter::NONE,
+        ..TokenManagerOptions::default()
+    }
+}
+
+/// A wall clock that follows tokio's (paused) clock from the real time at creation, and can jump ahead the way
+/// the wall clock does across a suspend or a VM freeze while tokio's clock stands still.
+#[derive(Debug)]
+pub(crate) struct TestWall {
+    base: SystemTime,
+    t0: Instant,
+    ahead: Mutex<Duration>,
+}
+
+impl TestWall {
+    #[allow(clippy::disallowed_methods)] // The base of a fake wall clock: real time once.
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self {
+            base: UNIX_EPOCH
+                + Duration::from_secs(
+                    SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .unwrap()
+                        .as_secs(),
+                ),
+            t0: Instant::now(),
+            ahead: Mutex::new(Duration::ZERO),
+        })
+    }
+
+    /// The time now on this clock.
+    pub(crate) fn now(&self) -> SystemTime {
+        self.base + (Instant::now() - self.t0) + *self.ahead.lock().unwrap()
+    }
+
+    /// Whole seconds since the epoch.
+    pub(crate) fn secs(&self) -> i64 {
+        i64::try_from(self.now().duration_since(UNIX_EPOCH).unwrap().as_secs()).unwrap()
+    }
+
+    /// Moves the wall clock ahead by `by` (tokio's clock does not move).
+    pub(crate) fn jump(&self, by: Duration) {
+        *self.ahead.lock().unwrap() += by;
+    }
+
+    /// Sets how far the wall clock is ahead of tokio's (zero: back in step).
+    pub(crate) fn set_ahead(&self, ahead: Duration) {
+        *self.ahead.lock().unwrap() = ahead;
+    }
+
+    /// This clock, for `TokenManagerOptions::wall_clock`.
+    pub(crate) fn clock(self: &Arc<Self>) -> WallClock {
+        let wall = Arc::clone(self);
+        WallClock::custom(move || wall.now())
     }
 }
