@@ -227,17 +227,21 @@ pub async fn rotate_under_load<C: ConnectionLike + Send + 'static>(
     assert_eq!(calls, ROTATIONS as u64 + 1, "{name}: identity requests");
     assert_gateway_clean(name, harness);
     // Every live connection has executed an AUTH with the newest token (the gateway records the oid).
-    wait_until(name, || {
+    wait_for(name, || {
         let current = auth.current().unwrap();
         let conns = harness.connections();
         let done = !conns.is_empty()
             && conns
                 .iter()
                 .all(|c| c.user.as_deref() == Some(current.username()));
-        if !done {
-            eprintln!("{name}: waiting for {}: {conns:?}", current.username());
+        if done {
+            Ok(())
+        } else {
+            Err(format!(
+                "connections not all on {}: {conns:?}",
+                current.username()
+            ))
         }
-        done
     })
     .await;
     let stats = auth.stats();
@@ -271,6 +275,16 @@ pub async fn wait_until(name: &str, mut done: impl FnMut() -> bool) {
             tokio::time::Instant::now() < deadline,
             "{name}: condition not reached in 10 s"
         );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Polls `check` (every 100 ms, up to 10 s) until it is `Ok`; panics with its last `Err`.
+pub async fn wait_for(name: &str, mut check: impl FnMut() -> Result<(), String>) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let Err(why) = check() else { return };
+        assert!(tokio::time::Instant::now() < deadline, "{name}: {why}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
