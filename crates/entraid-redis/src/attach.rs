@@ -4,36 +4,71 @@
 //! or timed-out `AUTH`), leaving the connection to be closed when its token expires. An attachment sends `AUTH`
 //! on the connection itself for every new token and retries a failed one (exponential backoff) until it succeeds,
 //! a newer token arrives, or the token expires. On a `ConnectionManager` the `AUTH` goes to whichever connection
-//! it holds, so a reconnected one is covered too.
+//! it holds, so a reconnected one is covered too; on a cluster connection it goes to every node.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use entraid_core::Token;
 use entraid_manager::{Subscription, TokenEvent};
-use redis::aio::ConnectionLike;
+use sealed::Sealed;
 use tokio::task::JoinHandle;
 
 use crate::EntraIdAuth;
 use crate::stats::Counters;
 
 mod sealed {
-    pub trait Sealed {}
-    impl Sealed for redis::aio::MultiplexedConnection {}
+    use futures_util::future::BoxFuture;
+    use redis::{Cmd, RedisResult};
+
+    /// How one kind of handle sends the `AUTH` (not public API).
+    pub trait Sealed {
+        /// Sends `auth` where it re-authenticates every connection behind the handle.
+        fn send_auth<'a>(&'a mut self, auth: &'a Cmd) -> BoxFuture<'a, RedisResult<()>>;
+    }
+
+    impl Sealed for redis::aio::MultiplexedConnection {
+        fn send_auth<'a>(&'a mut self, auth: &'a Cmd) -> BoxFuture<'a, RedisResult<()>> {
+            Box::pin(auth.query_async::<()>(self))
+        }
+    }
+
     #[cfg(feature = "connection-manager")]
-    impl Sealed for redis::aio::ConnectionManager {}
+    impl Sealed for redis::aio::ConnectionManager {
+        fn send_auth<'a>(&'a mut self, auth: &'a Cmd) -> BoxFuture<'a, RedisResult<()>> {
+            Box::pin(auth.query_async::<()>(self))
+        }
+    }
+
+    #[cfg(feature = "cluster-async")]
+    impl Sealed for redis::cluster_async::ClusterConnection {
+        /// Every node (primaries and replicas the client is connected to), all of which must succeed.
+        fn send_auth<'a>(&'a mut self, auth: &'a Cmd) -> BoxFuture<'a, RedisResult<()>> {
+            use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
+            Box::pin(async move {
+                let routing = RoutingInfo::MultiNode((
+                    MultipleNodeRoutingInfo::AllNodes,
+                    Some(ResponsePolicy::AllSucceeded),
+                ));
+                self.route_command(auth.clone(), routing)
+                    .await?
+                    .extract_error()
+                    .map(drop)
+            })
+        }
+    }
 }
 
-/// A connection handle [`EntraIdAuth::attach`] can re-authenticate: redis-rs's `MultiplexedConnection` and (with
-/// the `connection-manager` feature) `ConnectionManager`.
-///
-/// Not the cluster connection: an `AUTH` sent through it reaches one node, not all of them. Cluster connections
-/// rely on redis-rs's re-auth task per node.
-pub trait Attachable: ConnectionLike + Clone + Send + Sync + 'static + sealed::Sealed {}
+/// A connection handle [`EntraIdAuth::attach`] can re-authenticate: redis-rs's `MultiplexedConnection`, and with
+/// the `connection-manager` feature `ConnectionManager`, with the `cluster-async` feature the async
+/// `ClusterConnection` (the `AUTH` goes to every node, and fails unless all succeed).
+pub trait Attachable: Clone + Send + Sync + 'static + Sealed {}
 
 impl Attachable for redis::aio::MultiplexedConnection {}
 #[cfg(feature = "connection-manager")]
 impl Attachable for redis::aio::ConnectionManager {}
+#[cfg(feature = "cluster-async")]
+impl Attachable for redis::cluster_async::ClusterConnection {}
 
 /// How an attachment re-authenticates. Every field has a documented default (`AttachOptions::default()`).
 #[derive(Debug, Clone)]
@@ -134,12 +169,7 @@ async fn run<C: Attachable>(
             .arg(token.access_token().expose_secret());
         let mut delay = options.retry_initial_delay;
         loop {
-            match tokio::time::timeout(
-                options.auth_timeout,
-                auth.query_async::<()>(&mut connection),
-            )
-            .await
-            {
+            match tokio::time::timeout(options.auth_timeout, connection.send_auth(&auth)).await {
                 Ok(Ok(())) => {
                     Counters::bump(&counters.attached_reauths_ok);
                     break;

@@ -12,9 +12,9 @@
 //!   redis-rs takes the current token for each new connection and sends `AUTH` on the live connection for every
 //!   new token the [`TokenManager`](entraid_manager::TokenManager) delivers (refresh timing, retries and single
 //!   flight are the manager's).
-//! - [`EntraIdAuth::attach`] adds the adapter's own re-authentication, with retries, to a multiplexed connection
-//!   or a `ConnectionManager`: it keeps a connection authenticated after redis-rs's re-auth task has stopped (which
-//!   it does after the first failed `AUTH`).
+//! - [`EntraIdAuth::attach`] adds the adapter's own re-authentication, with retries, to a multiplexed connection,
+//!   a `ConnectionManager` or a cluster connection (every node): it keeps connections authenticated after
+//!   redis-rs's re-auth task has stopped (which it does after the first failed `AUTH`).
 //!
 //! ## What redis-rs does not re-authenticate
 //! - The separate pub/sub connection (`Client::get_async_pubsub`) takes no credentials provider: it keeps the

@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::{
-    LIFETIME, MintingProvider, ROTATIONS, client, keys, load, start_auth, wait_rotations,
-    wait_until,
+    LIFETIME, MintingProvider, ROTATIONS, client, cluster_client, keyed, keys, load, start_auth,
+    wait_rotations, wait_until,
 };
 use entraid_testkit::redis::RedisHarness;
 use redis::ProtocolVersion;
@@ -55,9 +55,9 @@ async fn attached_connections_outlive_redis_rs_stopped_tasks() {
     let _cm_attached = a_cm.attach(cm.clone());
 
     let stop = Arc::new(AtomicBool::new(false));
-    let w_mux = tokio::spawn(load(mux.clone(), stop.clone(), keys(8)));
-    let w_cm = tokio::spawn(load(cm.clone(), stop.clone(), keys(8)));
-    let w_bare = tokio::spawn(load(bare.clone(), stop.clone(), keys(8)));
+    let w_mux = tokio::spawn(load(mux.clone(), stop.clone(), keyed("mux", 8)));
+    let w_cm = tokio::spawn(load(cm.clone(), stop.clone(), keyed("cm", 8)));
+    let w_bare = tokio::spawn(load(bare.clone(), stop.clone(), keyed("bare", 8)));
 
     // The first rotation's AUTH from both attachments is refused, then the refusal ends: their retries succeed.
     wait_until("attachments refused", || {
@@ -151,10 +151,56 @@ async fn a_stopped_task_is_counted() {
     drop(conn);
 }
 
+/// The same for the cluster client: every node's redis-rs task is refused at once; the attachment's `AUTH` goes
+/// to every node and is retried until all succeed.
+async fn an_attached_cluster_connection_outlives_its_nodes_stopped_tasks() {
+    let harness = RedisHarness::cluster().await.unwrap();
+    harness.set_refuse_reauth(true);
+    let provider = MintingProvider::new("attached-cluster", LIFETIME);
+    let auth = start_auth(&provider);
+    let conn = cluster_client(&harness, None, ProtocolVersion::RESP3, &auth)
+        .get_async_connection()
+        .await
+        .unwrap();
+    // One refused AUTH per node: every node connection's redis-rs task has stopped.
+    wait_until("node tasks refused", || harness.stats().auth_failed >= 3).await;
+    let _attached = auth.attach(conn.clone());
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = tokio::spawn(load(conn.clone(), stop.clone(), keys(48)));
+    wait_until("attachment refused", || {
+        auth.stats().attached_reauths_failed >= 1
+    })
+    .await;
+    harness.set_refuse_reauth(false);
+    wait_rotations(auth.manager(), ROTATIONS).await;
+    assert_eq!(provider.calls(), ROTATIONS as u64 + 2);
+    stop.store(true, Ordering::SeqCst);
+    let load = worker.await.unwrap();
+    assert_eq!(load.failed, 0, "{load:?}");
+    assert!(load.ok > 50, "{load:?}");
+    let stats = harness.stats();
+    assert_eq!(stats.closed_by_expiry, 0, "{stats:?}");
+    let s = auth.stats();
+    assert_eq!(
+        s.reauths_confirmed, 0,
+        "only the adapter re-authenticated: {s:?}"
+    );
+    assert!(s.attached_reauths_ok >= ROTATIONS as u64 - 1, "{s:?}");
+    for gateway in harness.gateways() {
+        assert!(
+            gateway.stats().reauths > 0,
+            "a node was never re-authenticated: {:?}",
+            gateway.stats()
+        );
+    }
+    drop(conn);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopped_reauth_tasks_are_counted_and_attach_covers_them() {
     tokio::join!(
         attached_connections_outlive_redis_rs_stopped_tasks(),
-        a_stopped_task_is_counted()
+        an_attached_cluster_connection_outlives_its_nodes_stopped_tasks(),
+        a_stopped_task_is_counted(),
     );
 }

@@ -183,6 +183,11 @@ pub async fn load<C: ConnectionLike + Send>(
     out
 }
 
+/// Keys `{prefix}-0..n` (one set per worker sharing a server, so each GET checks its own SET).
+pub fn keyed(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i}")).collect()
+}
+
 /// Keys `key-0..n`.
 pub fn keys(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("key-{i}")).collect()
