@@ -19,7 +19,8 @@
 //! ## What redis-rs does not re-authenticate
 //! - The separate pub/sub connection (`Client::get_async_pubsub`) takes no credentials provider: it keeps the
 //!   password it connected with and is closed when that token expires. Subscribe on a RESP3 multiplexed
-//!   connection (`AsyncConnectionConfig::set_push_sender`) instead: it is re-authenticated like any other.
+//!   connection (`AsyncConnectionConfig::set_push_sender`), which is re-authenticated like any other, or use
+//!   [`EntraIdAuth::subscriber`] (RESP2 or RESP3), which moves to a new connection with every new token.
 //! - A connection whose re-auth task stopped after an `AUTH` error (a refused or timed-out `AUTH`) is not
 //!   re-authenticated again by redis-rs; [`EntraIdAuth::attach`] covers multiplexed connections and
 //!   `ConnectionManager`. [`CredentialStats::reauth_tasks_stopped`] counts the stops it can see.
@@ -31,6 +32,7 @@
 
 mod attach;
 mod auth;
+mod pubsub;
 #[cfg(feature = "identity")]
 mod quickstart;
 mod stats;
@@ -41,4 +43,5 @@ pub use redis;
 
 pub use attach::{AttachOptions, Attachable, Attachment};
 pub use auth::EntraIdAuth;
+pub use pubsub::{Subscriber, SubscriberStats};
 pub use stats::CredentialStats;
