@@ -42,7 +42,7 @@ async fn case(name: &str, protocol: ProtocolVersion, tls: Option<TestCa>) {
     });
     let mut published = 0u64;
     while !rotations.is_finished() {
-        let channel = if published % 2 == 0 {
+        let channel = if published.is_multiple_of(2) {
             "news"
         } else {
             "alerts.fire"
@@ -75,7 +75,11 @@ async fn case(name: &str, protocol: ProtocolVersion, tls: Option<TestCa>) {
             })
             .unwrap();
         let n: u64 = message.get_payload().unwrap();
-        let expected_channel = if n % 2 == 0 { "news" } else { "alerts.fire" };
+        let expected_channel = if n.is_multiple_of(2) {
+            "news"
+        } else {
+            "alerts.fire"
+        };
         assert_eq!(message.get_channel_name(), expected_channel, "{name}");
         if seen.insert(n) {
             first_order.push(n);
