@@ -187,6 +187,12 @@ async fn run(mut r: Run) {
                     r.counters.connections_lost.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!("pub/sub connection lost; reconnecting and re-subscribing");
                     loop {
+                        // Use the newest token the manager has delivered meanwhile.
+                        while let Some(event) = r.tokens.try_recv() {
+                            if let TokenEvent::Token(token) = event {
+                                r.current = token;
+                            }
+                        }
                         match connect(&r.client, &r.current, &r.topics).await {
                             Ok(connection) => {
                                 r.connection = connection;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::{
     LIFETIME, MintingProvider, ROTATIONS, client, start_auth, wait_rotations, wait_until,
 };
-use entraid_testkit::redis::{HarnessOptions, RedisHarness};
+use entraid_testkit::redis::{AccessPolicy, HarnessOptions, RedisHarness};
 use entraid_testkit::tls::TestCa;
 use redis::ProtocolVersion;
 
@@ -124,4 +124,62 @@ async fn subscriber_moves_to_each_new_token_without_losing_a_message() {
             Some(TestCa::new().unwrap())
         ),
     );
+}
+
+/// A subscriber connection that ends on its own (here: killed by an admin under the Data Owner policy) is
+/// replaced at once, re-subscribed, and counted; messages published after the re-subscribe arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_connection_is_replaced_and_counted() {
+    let harness = RedisHarness::standalone_with(AccessPolicy::DataOwner)
+        .await
+        .unwrap();
+    let provider = MintingProvider::new("lost", Duration::from_secs(60));
+    let auth = start_auth(&provider);
+    let redis = client(&harness, None, ProtocolVersion::RESP2);
+    let mut subscriber = auth
+        .subscriber(&redis, vec!["news".to_owned()], Vec::new())
+        .await
+        .unwrap();
+    let mut admin = redis
+        .get_multiplexed_async_connection_with_config(&auth.async_connection_config())
+        .await
+        .unwrap();
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(killed, 1);
+    wait_until("lost", || subscriber.stats().connections_lost == 1).await;
+    // Re-subscribed: PUBLISH reaches it again.
+    wait_until("resubscribed", || harness.stats().open_now == 2).await;
+    let mut receivers = 0i64;
+    for _ in 0..100 {
+        receivers = redis::cmd("PUBLISH")
+            .arg("news")
+            .arg(7)
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        if receivers == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(receivers, 1, "re-subscribed");
+    let message = tokio::time::timeout(Duration::from_secs(5), subscriber.next_message())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(message.get_payload::<u64>().unwrap(), 7);
+    let stats = subscriber.stats();
+    assert_eq!(
+        (stats.connections_lost, stats.switches),
+        (1, 0),
+        "{stats:?}"
+    );
+    // No new token was needed.
+    assert_eq!(provider.calls(), 1);
 }
