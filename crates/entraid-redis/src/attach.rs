@@ -121,6 +121,10 @@ impl EntraIdAuth {
     ///
     /// This is in addition to redis-rs's own re-auth task (each rotation then sends two `AUTH`s on the
     /// connection); it is what keeps the connection alive after that task has stopped.
+    ///
+    /// The attachment holds its clone of the handle, which keeps the connection open: drop the [`Attachment`]
+    /// when the application is done with the connection. After [`Attachment::forever`] the connection stays
+    /// open for as long as the token manager runs.
     pub fn attach<C: Attachable>(&self, connection: C) -> Attachment {
         self.attach_with(connection, AttachOptions::default())
     }
