@@ -1,8 +1,9 @@
 //! The layering check: dependency edges that must never appear, read from `cargo metadata`.
 //!
-//! The arrows point one way: core <- manager, core <- identity, manager <- fred adapter. Only the fred adapter
-//! (and the test kit, CLI and end-to-end tests, which drive fred) may depend on fred; only the identity crate knows
-//! reqwest; nothing anywhere pulls openssl, native-tls or an Azure SDK crate.
+//! The arrows point one way: core <- manager, core <- identity, manager <- fred adapter, manager <- redis-rs
+//! adapter. Only the fred adapter (and the test kit, CLI and end-to-end tests, which drive fred) may depend on
+//! fred; the redis-rs adapter never reaches fred, nor reqwest without its `identity` feature; only the identity
+//! crate knows reqwest; nothing anywhere pulls openssl, native-tls or an Azure SDK crate.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,7 +24,14 @@ const LAYER_RULES: &[(&str, &[&str])] = &[
         "entraid-example-custom-identity",
         &["reqwest", "hyper", "entraid-identity"],
     ),
+    ("entraid-redis", &["fred", "entraid-fred"]),
+    ("entraid-example-redis-rs", &["fred", "entraid-fred"]),
 ];
+
+/// Crates checked once more with `--no-default-features`, and what they must not reach then (on top of their
+/// [`LAYER_RULES`]): without its `identity` feature the redis-rs adapter is core + manager only, no HTTP stack.
+const NO_DEFAULT_FEATURE_RULES: &[(&str, &[&str])] =
+    &[("entraid-redis", &["reqwest", "hyper", "entraid-identity"])];
 
 /// The only workspace crates that may depend on `fred` directly.
 const FRED_ALLOWED: &[&str] = &[
@@ -199,6 +207,38 @@ pub(crate) fn ruled_crates() -> impl Iterator<Item = &'static str> {
     LAYER_RULES.iter().map(|(krate, _)| *krate)
 }
 
+/// The `cargo tree` feature flags each ruled crate is checked with: default features and `--all-features`, plus
+/// `--no-default-features` for the crates in [`NO_DEFAULT_FEATURE_RULES`].
+pub(crate) fn feature_sets(krate: &str) -> Vec<Option<&'static str>> {
+    let mut sets = vec![None, Some("--all-features")];
+    if NO_DEFAULT_FEATURE_RULES.iter().any(|(k, _)| *k == krate) {
+        sets.push(Some("--no-default-features"));
+    }
+    sets
+}
+
+/// [`check_layer`] for a graph built with `features` (one of [`feature_sets`]): the layer rule, and with
+/// `--no-default-features` the crate's [`NO_DEFAULT_FEATURE_RULES`] too.
+pub(crate) fn check_layer_with(krate: &str, features: Option<&str>, graph: &Graph) -> Vec<String> {
+    let mut violations = check_layer(krate, graph);
+    if features != Some("--no-default-features") || !graph.members.contains(krate) {
+        return violations;
+    }
+    let Some((_, forbidden)) = NO_DEFAULT_FEATURE_RULES.iter().find(|(k, _)| *k == krate) else {
+        return violations;
+    };
+    let reachable = graph.reachable(krate);
+    for dep in *forbidden {
+        if let Some(path) = reachable.get(*dep) {
+            violations.push(format!(
+                "{krate} without default features must not depend on {dep} (path: {})",
+                path.join(" -> ")
+            ));
+        }
+    }
+    violations
+}
+
 /// Every violation of the layering rules in one graph (tests build one graph for everything).
 #[cfg(test)]
 pub(crate) fn check(graph: &Graph) -> Vec<String> {
@@ -352,6 +392,72 @@ mod tests {
         assert!(
             v.iter().any(|l| l.contains("must not depend on reqwest")),
             "{v:?}"
+        );
+    }
+
+    fn redis_adapter() -> Graph {
+        clean()
+            .member("entraid-redis")
+            .edge("entraid-redis", "entraid-manager", false)
+            .edge("entraid-redis", "redis", false)
+    }
+
+    #[test]
+    fn redis_adapter_never_reaches_fred() {
+        assert_eq!(check(&redis_adapter()), Vec::<String>::new());
+        let v = check(&redis_adapter().edge("entraid-redis", "entraid-fred", false));
+        // Through entraid-fred it reaches both entraid-fred and fred.
+        assert_eq!(v.len(), 2, "{v:?}");
+        assert!(
+            v.iter()
+                .all(|l| l.starts_with("entraid-redis must not depend on")),
+            "{v:?}"
+        );
+        let v = check(&redis_adapter().edge("entraid-redis", "fred", true));
+        assert_eq!(
+            v,
+            vec!["entraid-redis must not depend on fred directly (only entraid-fred, entraid-cli, entraid-testkit, entraid-tests may)".to_owned()]
+        );
+    }
+
+    #[test]
+    fn redis_adapter_reaches_reqwest_only_with_default_features() {
+        let with_identity = redis_adapter().edge("entraid-redis", "entraid-identity", false);
+        // With default (or all) features, identity and reqwest are expected.
+        assert_eq!(
+            check_layer_with("entraid-redis", None, &with_identity),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            check_layer_with("entraid-redis", Some("--all-features"), &with_identity),
+            Vec::<String>::new()
+        );
+        // Without default features they are violations, with their path.
+        let v = check_layer_with(
+            "entraid-redis",
+            Some("--no-default-features"),
+            &with_identity,
+        );
+        assert_eq!(v.len(), 2, "{v:?}");
+        assert!(
+            v.contains(&"entraid-redis without default features must not depend on reqwest (path: entraid-redis -> entraid-identity -> reqwest)".to_owned()),
+            "{v:?}"
+        );
+        assert_eq!(
+            check_layer_with(
+                "entraid-redis",
+                Some("--no-default-features"),
+                &redis_adapter()
+            ),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            feature_sets("entraid-redis"),
+            vec![None, Some("--all-features"), Some("--no-default-features")]
+        );
+        assert_eq!(
+            feature_sets("entraid-core"),
+            vec![None, Some("--all-features")]
         );
     }
 

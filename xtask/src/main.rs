@@ -176,9 +176,10 @@ fn layering() -> Result<(), String> {
     }
     let graph = layering::Graph::from_metadata(&output.stdout)?;
     let mut violations = layering::check_workspace(&graph);
-    // Layer rules: what each crate pulls when built alone, with default and with all features.
+    // Layer rules: what each crate pulls when built alone, with default and with all features (and, for some,
+    // without default features).
     for krate in layering::ruled_crates().filter(|k| graph.members().contains(*k)) {
-        for features in [None, Some("--all-features")] {
+        for features in layering::feature_sets(krate) {
             let mut tree = cargo();
             tree.args([
                 "tree",
@@ -201,7 +202,7 @@ fn layering() -> Result<(), String> {
             }
             let tree =
                 layering::Graph::from_cargo_tree(krate, &String::from_utf8_lossy(&output.stdout));
-            violations.extend(layering::check_layer(krate, &tree));
+            violations.extend(layering::check_layer_with(krate, features, &tree));
         }
     }
     violations.sort();
