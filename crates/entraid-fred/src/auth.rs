@@ -18,7 +18,7 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use entraid_core::{Error, IdentityProvider, Token};
-use entraid_manager::{Subscription, TokenEvent, TokenManager, TokenManagerOptions};
+use entraid_manager::{TokenManager, TokenManagerOptions, TokenWatch};
 use fred::interfaces::ClientLike;
 
 use crate::credentials::EntraCredentialProvider;
@@ -182,10 +182,6 @@ impl EntraIdAuth {
 
     fn start(manager: TokenManager, options: ReauthOptions) -> Self {
         let (errors, _) = broadcast::channel(64);
-        let initial = manager.current().map(|token| Published {
-            generation: 0,
-            token,
-        });
         let inner = Arc::new(Inner {
             manager,
             options,
@@ -193,13 +189,15 @@ impl EntraIdAuth {
             next_id: AtomicU64::new(1),
             counters: Arc::default(),
             errors,
-            latest: watch::Sender::new(initial),
+            latest: watch::Sender::new(None),
             applied: Notify::new(),
             task: Mutex::new(None),
             closed: std::sync::atomic::AtomicBool::new(false),
         });
-        let subscription = inner.manager.subscribe();
-        let handle = tokio::spawn(publish(Arc::downgrade(&inner), subscription));
+        // The manager's own stream of generations: a token published at any time, even before this task runs,
+        // is never missed (its first `changed` returns the token held now).
+        let tokens = inner.manager.watch();
+        let handle = tokio::spawn(publish(Arc::downgrade(&inner), tokens));
         *inner.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle.abort_handle());
         Self {
             handle: Arc::new(Handle { inner }),
@@ -258,13 +256,11 @@ impl EntraIdAuth {
         }
         let id = self.inner().next_id.fetch_add(1, Ordering::Relaxed);
         let target = Target::new(attachable);
+        // The client may have connected with an older token than the newest one (it connected before a rotation,
+        // and is attached after it): its worker applies the newest token at once, then every newer one.
         let mut latest = self.inner().latest.subscribe();
-        let applied = Arc::new(AtomicU64::new(
-            latest
-                .borrow_and_update()
-                .as_ref()
-                .map_or(0, |p| p.generation),
-        ));
+        latest.mark_changed();
+        let applied = Arc::new(AtomicU64::new(0));
         let held = self.inner().manager.current();
         let worker = tokio::spawn(work(
             Arc::downgrade(self.inner()),
@@ -313,26 +309,19 @@ impl EntraIdAuth {
     }
 }
 
-/// Publishes each new token to the workers and measures how long until all of them have applied it.
-async fn publish(inner: Weak<Inner>, mut subscription: Subscription) {
-    let mut generation = 0u64;
-    while let Some(event) = subscription.recv().await {
+/// Publishes each new token generation of the manager to the workers and measures how long until all of them have
+/// applied it.
+async fn publish(inner: Weak<Inner>, mut tokens: TokenWatch) {
+    while let Some(next) = tokens.changed().await {
         let Some(inner) = inner.upgrade() else { return };
-        match event {
-            TokenEvent::Token(token) => {
-                generation += 1;
-                Counters::add(&inner.counters.rotations);
-                let started = Instant::now();
-                inner
-                    .latest
-                    .send_replace(Some(Published { generation, token }));
-                tokio::spawn(measure(Arc::downgrade(&inner), generation, started));
-            }
-            TokenEvent::Error(error) => {
-                tracing::debug!(error = %error, "token manager reported an error; connections keep their token");
-            }
-            _ => {}
-        }
+        Counters::add(&inner.counters.rotations);
+        let started = Instant::now();
+        let generation = next.generation;
+        inner.latest.send_replace(Some(Published {
+            generation,
+            token: next.token,
+        }));
+        tokio::spawn(measure(Arc::downgrade(&inner), generation, started));
     }
 }
 

@@ -1,0 +1,98 @@
+//! Deterministic tests of the adapter's windows between a token's publication and a client's re-authentication:
+//! each sets up the window on purpose (no load test that needs luck) and checks, on the gateway, which token every
+//! connection holds.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{MintingProvider, builder, manager_options};
+use entraid_fred::EntraIdAuth;
+use entraid_manager::TokenManager;
+use entraid_testkit::redis::RedisHarness;
+use fred::prelude::*;
+use fred::types::RespVersion;
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// Waits until every live gateway connection is authenticated as `user`, or fails after 10 s.
+async fn all_connections_on(harness: &RedisHarness, user: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let connections = harness.connections();
+        if !connections.is_empty() && connections.iter().all(|c| c.user.as_deref() == Some(user)) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "connections not all on {user}: {:?}",
+            connections
+                .iter()
+                .map(|c| c.user.clone())
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits until the adapter has pushed the manager's current token (to whoever is attached).
+async fn pushed_current(auth: &EntraIdAuth) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let current = auth.manager().current().map(|t| t.username().to_owned());
+        let pushed = auth.pushed_token().map(|t| t.username().to_owned());
+        if current.is_some() && current == pushed {
+            return current.unwrap();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never pushed");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_attached_after_a_rotation_gets_the_newer_token() {
+    let harness = RedisHarness::standalone().await.unwrap();
+    let provider = MintingProvider::new("late", HOUR);
+    let manager = TokenManager::start(provider.clone(), manager_options()).unwrap();
+    let auth = EntraIdAuth::new(manager.clone());
+    let client = builder(&harness, &auth, RespVersion::RESP3)
+        .build()
+        .unwrap();
+    client.init().await.unwrap(); // connects with late-1
+    all_connections_on(&harness, "late-1").await;
+
+    // A rotation while the client is not attached yet: nobody pushes late-2 to it.
+    manager.refresh_now().await.unwrap();
+    assert_eq!(pushed_current(&auth).await, "late-2");
+    all_connections_on(&harness, "late-1").await;
+
+    // Attached after it: the adapter must not assume the client already holds late-2.
+    let _attached = auth.attach(&client);
+    all_connections_on(&harness, "late-2").await;
+    let _: () = client.set("k", 1, None, None, false).await.unwrap();
+    client.quit().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_published_while_the_adapter_starts_is_pushed() {
+    // The manager gets its first token, then a second one, before the adapter's task has run at all: the adapter
+    // reads the manager's own stream of generations, so it starts from the newest one and cannot miss it.
+    let harness = RedisHarness::standalone().await.unwrap();
+    let provider = MintingProvider::new("early", HOUR);
+    let manager = TokenManager::start(provider.clone(), manager_options()).unwrap();
+    manager.ready().await.unwrap();
+    let auth = EntraIdAuth::new(manager.clone());
+    // Before the adapter's task first runs (this thread does not yield in between).
+    let second = manager.refresh_now();
+    let client = builder(&harness, &auth, RespVersion::RESP3)
+        .build()
+        .unwrap();
+    let _attached = auth.attach(&client);
+    second.await.unwrap();
+    client.init().await.unwrap();
+    assert_eq!(pushed_current(&auth).await, "early-2");
+    all_connections_on(&harness, "early-2").await;
+    client.quit().await.unwrap();
+}
