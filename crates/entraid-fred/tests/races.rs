@@ -43,8 +43,10 @@ async fn pushed_current(auth: &EntraIdAuth) -> String {
     loop {
         let current = auth.manager().current().map(|t| t.username().to_owned());
         let pushed = auth.pushed_token().map(|t| t.username().to_owned());
-        if current.is_some() && current == pushed {
-            return current.unwrap();
+        if let Some(current) = current
+            && Some(&current) == pushed.as_ref()
+        {
+            return current;
         }
         assert!(tokio::time::Instant::now() < deadline, "never pushed");
         tokio::time::sleep(Duration::from_millis(5)).await;
