@@ -262,13 +262,39 @@ impl EntraIdAuth {
         latest.mark_changed();
         let applied = Arc::new(AtomicU64::new(0));
         let held = self.inner().manager.current();
-        let worker = tokio::spawn(work(
-            Arc::downgrade(self.inner()),
-            target.clone(),
-            applied.clone(),
-            latest,
-            held,
-        ));
+        let weak = Arc::downgrade(self.inner());
+        let worker = {
+            let (target, applied) = (target.clone(), applied.clone());
+            let mut first = Some((latest, held));
+            let reporter = weak.clone();
+            let describe = target.describe();
+            tokio::spawn(supervise(
+                move || {
+                    // After a panic: a fresh receiver that sees the newest token at once, and no held token.
+                    let (latest, held) = first.take().unwrap_or_else(|| {
+                        let latest = weak.upgrade().map(|inner| {
+                            let mut latest = inner.latest.subscribe();
+                            latest.mark_changed();
+                            latest
+                        });
+                        (latest.unwrap_or_else(|| watch::channel(None).1), None)
+                    });
+                    work(weak.clone(), target.clone(), applied.clone(), latest, held)
+                },
+                move |panic| {
+                    if let Some(inner) = reporter.upgrade() {
+                        inner.report(ReauthError {
+                            target: describe.clone(),
+                            attempt: 0,
+                            message: format!(
+                                "the re-authentication worker panicked ({panic}); restarted"
+                            ),
+                            reconnected: false,
+                        });
+                    }
+                },
+            ))
+        };
         self.inner().lock_targets().insert(
             id,
             Attached {
@@ -376,7 +402,34 @@ async fn work(
     mut latest: watch::Receiver<Option<Published>>,
     mut held: Option<Arc<Token>>,
 ) {
-    while latest.changed().await.is_ok() {
+    // A connection that comes up while a token is being pushed (or that fred reconnected with a token fetched just
+    // before a newer one was published) may hold an older token than the newest: every reconnect of the target's
+    // clients re-applies the newest token.
+    let reconnected = Arc::new(Notify::new());
+    let _forwarders: Vec<AbortOnDrop> = target
+        .reconnect_events()
+        .into_iter()
+        .map(|mut events| {
+            let reconnected = reconnected.clone();
+            AbortOnDrop(tokio::spawn(async move {
+                loop {
+                    match events.recv().await {
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                            reconnected.notify_one()
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    }
+                }
+            }))
+        })
+        .collect();
+    loop {
+        tokio::select! {
+            changed = latest.changed() => if changed.is_err() { return },
+            () = reconnected.notified() => {
+                tracing::debug!(target_client = %target.describe(), "a connection came up: re-applying the newest token");
+            }
+        }
         let Some(published) = latest.borrow_and_update().clone() else {
             continue;
         };
@@ -478,6 +531,52 @@ async fn apply(
     }
 }
 
+/// Aborts the task when dropped (so a worker's helper tasks end with it).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs the task `make` builds; when it panics, calls `on_panic` with the panic message and runs a new one. Ends
+/// when a task returns. Dropping (aborting) the supervisor aborts the running task.
+async fn supervise<F, Fut>(mut make: F, on_panic: impl Fn(String))
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    loop {
+        let mut task = AbortOnDrop(tokio::spawn(make()));
+        let outcome = (&mut task).await;
+        match outcome {
+            Ok(()) => return,
+            Err(e) if e.is_panic() => {
+                let panic = e.into_panic();
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "no message".to_owned());
+                on_panic(message);
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+impl Future for AbortOnDrop {
+    type Output = Result<(), tokio::task::JoinError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
+}
+
 /// How many `auth_timeout`s one re-authentication attempt of one target may take (control client, unblock,
 /// `AUTH`, cluster sync), beyond any wait for a blocking command until the deadline.
 const ATTEMPT_TIMEOUT_FACTOR: u32 = 3;
@@ -508,5 +607,52 @@ impl Attachable {
                 .iter()
                 .all(|c| c.client_reconnect_policy().is_some()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+
+    #[tokio::test]
+    async fn a_panicking_worker_is_reported_and_restarted() {
+        let runs = Arc::new(AtomicU32::new(0));
+        let panics = Arc::new(Mutex::new(Vec::new()));
+        let (r, p) = (runs.clone(), panics.clone());
+        supervise(
+            move || {
+                let run = r.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    assert!(run >= 2, "worker failure {run}");
+                }
+            },
+            move |message| p.lock().unwrap_or_else(|e| e.into_inner()).push(message),
+        )
+        .await;
+        assert_eq!(runs.load(Ordering::SeqCst), 3, "restarted after each panic");
+        let panics = panics.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        assert_eq!(panics.len(), 2);
+        assert!(panics[0].contains("worker failure 0"), "{panics:?}");
+    }
+
+    #[tokio::test]
+    async fn aborting_the_supervisor_aborts_the_worker() {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+        let supervisor = tokio::spawn(supervise(
+            move || {
+                let tx = tx.clone();
+                async move {
+                    // Holds the sender until aborted.
+                    let _tx = tx;
+                    std::future::pending::<()>().await;
+                }
+            },
+            |_| {},
+        ));
+        tokio::task::yield_now().await;
+        supervisor.abort();
+        // The worker's sender is dropped only if the worker was aborted too.
+        assert!(rx.recv().await.is_none());
     }
 }

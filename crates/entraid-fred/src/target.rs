@@ -20,7 +20,7 @@ use std::time::Duration;
 use fred::clients::{Client, Pool, SubscriberClient};
 use fred::error::{Error as FredError, ErrorKind};
 use fred::interfaces::{
-    AuthInterface, ClientInterface, ClientLike, ClusterInterface, PubsubInterface,
+    AuthInterface, ClientInterface, ClientLike, ClusterInterface, EventInterface, PubsubInterface,
 };
 use fred::types::config::Server;
 use fred::types::{Builder, ClientState, ClusterHash, CustomCommand, Key, RespVersion, Value};
@@ -102,6 +102,8 @@ pub(crate) struct Target {
     /// The server refused `CLIENT UNBLOCK` (`NOPERM`: the identity's access policy, e.g. Azure's Data
     /// Contributor): blocked connections are reconnected before their token expires instead of interrupted.
     unblock_refused: AtomicBool,
+    /// The pool members whose last re-authentication failed: only they are reconnected.
+    failed_members: std::sync::Mutex<Vec<usize>>,
 }
 
 /// What interrupting a client's blocking commands achieved.
@@ -126,6 +128,7 @@ impl Target {
             attachable,
             control: tokio::sync::Mutex::new(None),
             unblock_refused: AtomicBool::new(false),
+            failed_members: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -174,33 +177,51 @@ impl Target {
                     let (options, counters) = (options.clone(), counters.clone());
                     set.spawn(async move {
                         let Attachable::Pool(pool) = &target.attachable else {
-                            return Ok(Outcome::SKIPPED);
+                            return (index, Ok(Outcome::SKIPPED));
                         };
                         let client = &pool.clients()[index];
-                        target
+                        let outcome = target
                             .auth_client(
                                 client, &username, &password, deadline, &options, &counters,
                             )
-                            .await
+                            .await;
+                        (index, outcome)
                     });
                 }
                 let mut total = Outcome::SKIPPED;
                 let mut first_error = None;
+                let mut failed = Vec::new();
                 while let Some(joined) = set.join_next().await {
                     match joined {
-                        Ok(Ok(outcome)) => {
+                        Ok((_, Ok(outcome))) => {
                             total.reauthed += outcome.reauthed;
                             total.reconnected += outcome.reconnected;
                         }
-                        Ok(Err(e)) => first_error = first_error.or(Some(e)),
+                        Ok((index, Err(e))) => {
+                            failed.push(index);
+                            first_error = first_error.or(Some(e));
+                        }
                         Err(e) => {
                             first_error = first_error
                                 .or(Some(FredError::new(ErrorKind::Unknown, e.to_string())));
                         }
                     }
                 }
+                *self
+                    .failed_members
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = failed;
                 first_error.map_or(Ok(total), Err)
             }
+        }
+    }
+
+    /// Every fred client's reconnect events (`reconnect_rx`): one receiver per client (a pool's members each).
+    pub(crate) fn reconnect_events(&self) -> Vec<tokio::sync::broadcast::Receiver<Server>> {
+        match &self.attachable {
+            Attachable::Client(client) => vec![client.reconnect_rx()],
+            Attachable::Subscriber(subscriber) => vec![subscriber.reconnect_rx()],
+            Attachable::Pool(pool) => pool.clients().iter().map(|c| c.reconnect_rx()).collect(),
         }
     }
 
@@ -209,7 +230,24 @@ impl Target {
         match &self.attachable {
             Attachable::Client(client) => client.force_reconnection().await,
             Attachable::Subscriber(subscriber) => reconnect_subscriber(subscriber, options).await,
-            Attachable::Pool(pool) => pool.force_reconnection().await,
+            Attachable::Pool(pool) => {
+                // Only the members that failed; all of them if none is known to have (a panic, a timeout).
+                let failed = std::mem::take(
+                    &mut *self
+                        .failed_members
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner()),
+                );
+                if failed.is_empty() {
+                    return pool.force_reconnection().await;
+                }
+                for index in failed {
+                    if let Some(member) = pool.clients().get(index) {
+                        member.force_reconnection().await?;
+                    }
+                }
+                Ok(())
+            }
         }
     }
 

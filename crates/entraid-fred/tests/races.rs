@@ -98,3 +98,81 @@ async fn a_token_published_while_the_adapter_starts_is_pushed() {
     all_connections_on(&harness, "early-2").await;
     client.quit().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_comes_up_with_an_older_token_is_reauthenticated() {
+    // The window: fred reconnects with a token fetched just before a newer one was published, after that token's
+    // fan-out skipped the client (it was not connected). Modelled exactly: a client whose reconnects always AUTH
+    // with an older token of its own (a static password); the adapter must re-apply the newest token whenever a
+    // connection of an attached client comes up.
+    let harness = RedisHarness::standalone().await.unwrap();
+    let provider = MintingProvider::new("fresh", HOUR);
+    let manager = TokenManager::start(provider.clone(), manager_options()).unwrap();
+    manager.ready().await.unwrap();
+    let auth = EntraIdAuth::new(manager.clone());
+    let mut config = common::config(&harness, &auth, RespVersion::RESP3);
+    config.credential_provider = None;
+    config.username = Some("stale".into());
+    config.password = Some(entraid_testkit::redis::token("stale", HOUR));
+    let mut builder = Builder::from_config(config);
+    builder.set_policy(ReconnectPolicy::new_constant(0, 50));
+    let client = builder.build().unwrap();
+    client.init().await.unwrap();
+    all_connections_on(&harness, "stale").await;
+    let _attached = auth.attach(&client);
+    all_connections_on(&harness, "fresh-1").await;
+
+    client.force_reconnection().await.unwrap();
+    // It came up on "stale" again; the adapter puts it back on the newest token without a rotation.
+    all_connections_on(&harness, "fresh-1").await;
+    let closed = harness.stats().closed;
+    assert!(
+        closed.iter().any(|c| c.user.as_deref() == Some("fresh-1")),
+        "the first connection was replaced: {closed:?}"
+    );
+    assert_eq!(provider.calls(), 1, "no extra identity request");
+    client.quit().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_failing_pool_member_is_the_only_one_reconnected() {
+    let harness = RedisHarness::standalone().await.unwrap();
+    let provider = MintingProvider::new("pool", Duration::from_secs(4));
+    let manager = TokenManager::start(provider.clone(), manager_options()).unwrap();
+    let auth = EntraIdAuth::new(manager.clone());
+    let pool = builder(&harness, &auth, RespVersion::RESP3)
+        .build_pool(4)
+        .unwrap();
+    pool.init().await.unwrap();
+    let _attached = auth.attach(&pool);
+    let bad = pool.clients()[2].id().to_owned();
+    // Member 2's connection refuses every re-AUTH: it can only be reconnected before its token expires.
+    harness.set_refuse_reauth_named(Some(bad.clone()));
+    let before: Vec<u64> = harness.connections().iter().map(|c| c.id).collect();
+    common::wait_rotations(&manager, 2).await;
+    common::settle(&auth).await;
+    harness.set_refuse_reauth_named(None);
+
+    let stats = harness.stats();
+    assert!(
+        stats.expired().next().is_none(),
+        "closed by expiry: {stats:?}"
+    );
+    let replaced: Vec<_> = stats
+        .closed
+        .iter()
+        .filter(|c| before.contains(&c.id))
+        .map(|c| c.client_name.clone())
+        .collect();
+    assert!(
+        !replaced.is_empty(),
+        "the failing member was never reconnected"
+    );
+    assert!(
+        replaced
+            .iter()
+            .all(|name| name.as_deref() == Some(bad.as_str())),
+        "a healthy member was reconnected too: {replaced:?} (bad: {bad})"
+    );
+    pool.quit().await.unwrap();
+}

@@ -306,6 +306,8 @@ pub(crate) struct Shared {
     changes: watch::Sender<u64>,
     /// Fault injection: refuse every AUTH on an already authenticated connection (new connections still work).
     refuse_reauth: std::sync::atomic::AtomicBool,
+    /// Fault injection: refuse re-AUTHs only on connections with this client name.
+    refuse_reauth_named: Mutex<Option<String>>,
     /// The ACL users created on the backend so far (with an access policy).
     provisioned: Mutex<HashSet<String>>,
     /// The connection that creates them, as the backend's own user; opened when first needed.
@@ -332,6 +334,7 @@ impl Shared {
             closed: Mutex::new(Vec::new()),
             changes: watch::channel(0).0,
             refuse_reauth: std::sync::atomic::AtomicBool::new(false),
+            refuse_reauth_named: Mutex::new(None),
             provisioned: Mutex::new(HashSet::new()),
             admin: tokio::sync::Mutex::new(None),
         })
@@ -1075,7 +1078,10 @@ impl Session {
 
     /// The token check, unless the test scripted re-AUTHs to be refused.
     fn verdict(&self, user: &[u8], token: &[u8]) -> Result<ValidToken, Refusal> {
-        if self.authenticated && self.shared.refuse_reauth.load(Ordering::SeqCst) {
+        let named = self.authenticated
+            && self.last.client_name.is_some()
+            && *lock(&self.shared.refuse_reauth_named) == self.last.client_name;
+        if named || (self.authenticated && self.shared.refuse_reauth.load(Ordering::SeqCst)) {
             return Err(Refusal::Scripted);
         }
         self.shared.check_token(user, token)
@@ -1677,6 +1683,12 @@ impl Gateway {
     /// will not re-authenticate a live connection, which only a reconnect survives.
     pub fn set_refuse_reauth(&self, refuse: bool) {
         self.shared.refuse_reauth.store(refuse, Ordering::SeqCst);
+    }
+
+    /// Fault injection: like [`Gateway::set_refuse_reauth`], but only on connections whose client name
+    /// (`CLIENT SETNAME`, `HELLO ... SETNAME`) is `name`; `None` stops it.
+    pub fn set_refuse_reauth_named(&self, name: Option<String>) {
+        *lock(&self.shared.refuse_reauth_named) = name;
     }
 
     /// The live connections, by id: user, deadline, re-AUTHs, protocol, age.

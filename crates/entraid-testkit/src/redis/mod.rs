@@ -340,6 +340,13 @@ impl RedisHarness {
         total
     }
 
+    /// Fault injection on every gateway: see [`Gateway::set_refuse_reauth_named`].
+    pub fn set_refuse_reauth_named(&self, name: Option<String>) {
+        for gateway in &self.gateways {
+            gateway.set_refuse_reauth_named(name.clone());
+        }
+    }
+
     /// Fault injection on every gateway: see [`Gateway::set_refuse_reauth`].
     pub fn set_refuse_reauth(&self, refuse: bool) {
         for gateway in &self.gateways {
