@@ -1,7 +1,7 @@
 //! The Azure CLI and Azure Developer CLI credentials, run against fake `az` / `azd` scripts that print each real
 //! output shape with a token the emulator minted: exact command lines, both `expires_on` forms, local-time
 //! `expiresOn` (with a fake `date +%z`, and without one), not installed, not logged in, AADSTS failures, the
-//! timeout (the process is killed), and garbage output.
+//! timeout (the process is killed, with its whole process group when it does not `exec`), and garbage output.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -242,6 +242,102 @@ async fn azure_cli_is_killed_after_its_timeout() {
         !proc.exists(),
         "the timed-out az (pid {}) is still running",
         pid.trim()
+    );
+}
+
+/// Whether a process runs (a zombie waiting for its parent to reap it does not).
+fn is_running(pid: &str) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())) else {
+        return false;
+    };
+    let state = stat
+        .rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next());
+    !matches!(state, Some('Z' | 'X'))
+}
+
+/// Waits (boundedly) until the process has stopped running; `false` if it still runs after 5 s.
+async fn stops(pid: &str) -> bool {
+    for _ in 0..500 {
+        if !is_running(pid) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+/// A fake `az` that, like the Debian launcher, does not `exec`: it starts a long child and waits for it.
+fn az_that_forks(tools: &FakeTools) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (launcher, grandchild) = (tools.dir().join("az.pid"), tools.dir().join("python.pid"));
+    tools.script(
+        "az",
+        &format!(
+            "/bin/sleep 300 &\necho $! > '{}'\necho $$ > '{}'\nwait",
+            grandchild.display(),
+            launcher.display()
+        ),
+    );
+    (launcher, grandchild)
+}
+
+/// Reads a pid file the fake tool writes as it starts.
+async fn pid_in(path: &std::path::Path) -> String {
+    for _ in 0..500 {
+        if let Ok(pid) = std::fs::read_to_string(path)
+            && !pid.trim().is_empty()
+        {
+            return pid.trim().to_owned();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{} was never written", path.display());
+}
+
+#[tokio::test]
+async fn a_timed_out_cli_that_does_not_exec_is_killed_with_its_whole_process_group() {
+    let tools = FakeTools::new();
+    let (launcher, grandchild) = az_that_forks(&tools);
+    let credential = AzureCliCredential::builder()
+        .search_path(tools.search_path())
+        .timeout(Duration::from_millis(700))
+        .build()
+        .unwrap();
+    let err = credential.request_token().await.unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    let (launcher, grandchild) = (pid_in(&launcher).await, pid_in(&grandchild).await);
+    assert!(
+        stops(&launcher).await,
+        "the az launcher (pid {launcher}) survived its timeout"
+    );
+    assert!(
+        stops(&grandchild).await,
+        "az's child (pid {grandchild}) survived the timeout: only the launcher was killed"
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_cli_request_kills_the_whole_process_group() {
+    let tools = FakeTools::new();
+    let (launcher, grandchild) = az_that_forks(&tools);
+    let credential = AzureCliCredential::builder()
+        .search_path(tools.search_path())
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    // The caller gives up first (as the token manager's request timeout does): the request future is dropped.
+    let request = credential.request_token();
+    let (launcher_pid, grandchild_pid) = tokio::select! {
+        _ = request => panic!("the fake az never finishes"),
+        pids = async { (pid_in(&launcher).await, pid_in(&grandchild).await) } => pids,
+    };
+    assert!(
+        stops(&grandchild_pid).await,
+        "az's child (pid {grandchild_pid}) outlived the dropped request"
+    );
+    assert!(
+        stops(&launcher_pid).await,
+        "the az launcher (pid {launcher_pid}) outlived the dropped request"
     );
 }
 
