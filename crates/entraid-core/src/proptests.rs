@@ -56,7 +56,7 @@ fn time_text() -> impl Strategy<Value = String> {
 /// as the reference the parser is checked against.
 fn civil(unix: u64) -> (u64, u64, u64, u64, u64, u64) {
     let (mut days, secs) = (unix / 86_400, unix % 86_400);
-    let leap = |y: u64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let leap = |y: u64| (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
     let mut year = 1970;
     // Whole 400-year cycles (146097 days) first, so this stays quick.
     year += 400 * (days / 146_097);

@@ -246,7 +246,7 @@ async fn read_limited<R: tokio::io::AsyncRead + Unpin>(pipe: Option<R>) -> Vec<u
 }
 
 /// `+0530`, `-0800`, `+05:30`, `Z` → seconds east of UTC.
-fn parse_utc_offset(text: &str) -> Option<i64> {
+pub(crate) fn parse_utc_offset(text: &str) -> Option<i64> {
     if text == "Z" {
         return Some(0);
     }
@@ -512,6 +512,36 @@ fn classify(spec: &Spec, output: &Output) -> Error {
     )
 }
 
+/// The Azure CLI's standard output read into its expiry, as the credential does (for the fuzz targets and the
+/// property tests).
+#[cfg(all(any(test, fuzzing), feature = "azure-cli"))]
+pub(crate) fn az_output(stdout: &[u8], local_utc_offset: Option<i64>) -> Result<SystemTime, Error> {
+    let (parsed, token) = parse_output(&azure_cli::SPEC, stdout)?;
+    azure_cli::az_expiry(&parsed, local_utc_offset, &token)
+}
+
+/// azd's standard output read into its expiry, as the credential does.
+#[cfg(all(any(test, fuzzing), feature = "azure-developer-cli"))]
+pub(crate) fn azd_output(stdout: &[u8]) -> Result<SystemTime, Error> {
+    let (parsed, token) = parse_output(&azd::SPEC, stdout)?;
+    azd::azd_expiry(&parsed, &token)
+}
+
+/// A failed run of each tool, classified.
+#[cfg(all(any(test, fuzzing), feature = "azure-cli", feature = "azure-developer-cli"))]
+pub(crate) fn failures(stderr: &str, code: Option<i32>) -> [Error; 2] {
+    [&azure_cli::SPEC, &azd::SPEC].map(|spec| {
+        classify(
+            spec,
+            &Output {
+                stdout: Vec::new(),
+                stderr: stderr.to_owned(),
+                code,
+            },
+        )
+    })
+}
+
 /// Builder methods both tools' builders share.
 macro_rules! tool_builder_methods {
     ($login:literal) => {
@@ -565,7 +595,7 @@ mod azure_cli {
 
     const NAME: &str = "AzureCli";
 
-    static SPEC: Spec = Spec {
+    pub(super) static SPEC: Spec = Spec {
         name: NAME,
         program: "az",
         title: "the Azure CLI",
@@ -813,7 +843,7 @@ mod azd {
 
     const NAME: &str = "AzureDeveloperCli";
 
-    static SPEC: Spec = Spec {
+    pub(super) static SPEC: Spec = Spec {
         name: NAME,
         program: "azd",
         title: "the Azure Developer CLI",

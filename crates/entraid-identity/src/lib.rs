@@ -72,6 +72,9 @@
 
 mod authority;
 mod env;
+#[cfg(any(test, fuzzing))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod form;
 mod http;
 
