@@ -528,7 +528,11 @@ pub(crate) fn azd_output(stdout: &[u8]) -> Result<SystemTime, Error> {
 }
 
 /// A failed run of each tool, classified.
-#[cfg(all(any(test, fuzzing), feature = "azure-cli", feature = "azure-developer-cli"))]
+#[cfg(all(
+    any(test, fuzzing),
+    feature = "azure-cli",
+    feature = "azure-developer-cli"
+))]
 pub(crate) fn failures(stderr: &str, code: Option<i32>) -> [Error; 2] {
     [&azure_cli::SPEC, &azd::SPEC].map(|spec| {
         classify(

@@ -72,10 +72,10 @@
 
 mod authority;
 mod env;
+mod form;
 #[cfg(any(test, fuzzing))]
 #[doc(hidden)]
 pub mod fuzzing;
-mod form;
 mod http;
 
 #[cfg(any(
