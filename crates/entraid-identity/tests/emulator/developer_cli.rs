@@ -456,3 +456,48 @@ async fn scopes_and_tenants_are_validated_before_anything_runs() {
         .unwrap();
     assert!(custom.arguments().contains(&"api://my-app"));
 }
+
+/// A huge `expires_on` from az (or an unreadable `expiresOn` from azd) panicked in the time arithmetic; now the
+/// token's own `exp` is used.
+#[tokio::test]
+async fn absurd_cli_expiries_fall_back_on_the_tokens_exp() {
+    let (_emu, _oid, token) = user_token().await;
+    let exp = exp_of(&token);
+    let tools = FakeTools::new();
+    for expires_on in [
+        r#""18446744073709551615""#,
+        "18446744073709551615",
+        "99999999999999999999",
+        "1e300",
+        r#""99999999999999999999""#,
+    ] {
+        tools.prints(
+            "az",
+            &format!(
+                r#"{{"accessToken": "{token}", "expires_on": {expires_on}, "tokenType": "Bearer"}}"#
+            ),
+        );
+        let (_, got) = access_token(az(&tools).request_token().await.unwrap());
+        assert_eq!(got, at(exp), "{expires_on}");
+    }
+    for expires_on in [
+        r#""300000000000-01-01T00:00:00Z""#,
+        r#""2025-06-17T14:30:00+1é1""#,
+        "1e300",
+    ] {
+        tools.prints(
+            "azd",
+            &format!(r#"{{"token": "{token}", "expiresOn": {expires_on}}}"#),
+        );
+        let (_, got) = access_token(azd(&tools).request_token().await.unwrap());
+        assert_eq!(got, at(exp), "{expires_on}");
+    }
+    // Without an `exp` to fall back on, a typed error that names no part of the token.
+    tools.prints(
+        "azd",
+        r#"{"token": "opaque-TOKEN-text", "expiresOn": "300000000000-01-01T00:00:00Z"}"#,
+    );
+    let err = azd(&tools).request_token().await.unwrap_err();
+    assert!(matches!(err, Error::InvalidResponse { .. }), "{err}");
+    assert!(!err.to_string().contains("TOKEN"), "{err}");
+}
