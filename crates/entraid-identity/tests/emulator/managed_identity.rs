@@ -643,9 +643,11 @@ async fn service_fabric_pins_the_server_certificate_thumbprint() {
 
 /// The four answers that panicked a plain `request_token()` (issue 12), and the AM/PM `expires_on` that was
 /// refused, through the whole pipeline: each gives a token whose expiry is the token's own `exp` (or the date).
-#[tokio::test]
+#[tokio::test(flavor = "current_thread")]
 async fn hostile_expiries_from_imds_fall_back_on_the_tokens_exp() {
     use entraid_core::{IdentityProvider as _, IdentityProviderResponse, Token};
+    let logs = crate::common::CapturedLogs::default();
+    let _guard = tracing::subscriber::set_default(logs.clone());
     let ctx = Ctx::start().await;
     let system = ctx
         .emu
@@ -679,6 +681,19 @@ async fn hostile_expiries_from_imds_fall_back_on_the_tokens_exp() {
         assert_eq!(r.unreadable()[0].field, field);
         let parsed = Token::from_response(response, std::time::SystemTime::now()).unwrap();
         assert_eq!(parsed.expires_on(), exp_at, "{value}");
+        // The DEBUG note names the field, never the value or the token.
+        let lines = logs.lines();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("could not be read") && l.contains(&format!("field={field}"))),
+            "no DEBUG note for {field}: {lines:#?}"
+        );
+        assert!(
+            !lines
+                .iter()
+                .any(|l| l.contains(&token) || l.contains("300000000000"))
+        );
     }
     // The 12-hour form older App Service and MSI_ENDPOINT hosts send is read, not passed over.
     ctx.emu.faults(Endpoint::Imds).push(Fault::Custom {
