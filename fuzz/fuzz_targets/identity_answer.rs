@@ -21,7 +21,12 @@ fuzz_target!(|data: &[u8]| {
             let _ = format!("{response:?}");
         }
         Err(e) => {
-            let _ = (e.to_string(), e.is_retryable(), e.retry_after(), e.entra_error());
+            let _ = (
+                e.to_string(),
+                e.is_retryable(),
+                e.retry_after(),
+                e.entra_error(),
+            );
         }
     }
     let _ = f::arc_echo(body, "11111111-2222-3333-4444-555555555555");

@@ -9,17 +9,35 @@ use libfuzzer_sys::fuzz_target;
 
 fn exercise(jwt: &str) {
     if let Ok(claims) = Claims::from_jwt(jwt) {
-        let _ = (claims.oid(), claims.tid(), claims.aud(), claims.iss(), claims.sub());
-        let _ = (claims.exp(), claims.iat(), claims.nbf(), claims.app_id(), claims.idtyp());
+        let _ = (
+            claims.oid(),
+            claims.tid(),
+            claims.aud(),
+            claims.iss(),
+            claims.sub(),
+        );
+        let _ = (
+            claims.exp(),
+            claims.iat(),
+            claims.nbf(),
+            claims.app_id(),
+            claims.idtyp(),
+        );
     }
     let received = UNIX_EPOCH + Duration::from_secs(1_750_000_000);
     if let Err(e) = Token::from_response(IdentityProviderResponse::raw_token(jwt), received) {
         let shown = format!("{e} {e:?}");
-        assert!(jwt.len() < 8 || !shown.contains(jwt), "the error quotes the token");
+        assert!(
+            jwt.len() < 8 || !shown.contains(jwt),
+            "the error quotes the token"
+        );
     }
 }
 
 fuzz_target!(|data: &[u8]| {
     exercise(&String::from_utf8_lossy(data));
-    exercise(&format!("eyJhbGciOiJub25lIn0.{}.sig", base64url_encode(data)));
+    exercise(&format!(
+        "eyJhbGciOiJub25lIn0.{}.sig",
+        base64url_encode(data)
+    ));
 });

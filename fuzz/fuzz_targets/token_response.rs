@@ -27,7 +27,10 @@ fuzz_target!(|data: &[u8]| {
             Err(e) => {
                 let shown = format!("{e} {e:?}");
                 let secret = response.access_token.expose_secret();
-                assert!(secret.len() < 8 || !shown.contains(secret), "the error quotes the token");
+                assert!(
+                    secret.len() < 8 || !shown.contains(secret),
+                    "the error quotes the token"
+                );
             }
         }
     }
