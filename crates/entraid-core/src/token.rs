@@ -73,7 +73,12 @@ impl Token {
                         Some(t) => Stated::At(t, "expires_in"),
                         None => Stated::Unusable("expires_in"),
                     },
-                    (None, None) => match r.unreadable().first() {
+                    // Only an unreadable expiry stands for one (not `refresh_in` or `ext_expires_in`).
+                    (None, None) => match r
+                        .unreadable()
+                        .iter()
+                        .find(|u| matches!(u.field, "expires_on" | "expires_in" | "expiresOn"))
+                    {
                         Some(field) => Stated::Unusable(field.field),
                         None => Stated::None,
                     },
@@ -385,6 +390,19 @@ mod tests {
                 "{shown}"
             );
         }
+    }
+
+    #[test]
+    fn an_unreadable_refresh_in_is_not_taken_for_the_expiry() {
+        let body = format!(
+            r#"{{"access_token":"{}","refresh_in":"soon","ext_expires_in":-1}}"#,
+            jwt(json!({"oid": "u"}))
+        );
+        let err = from_body(&body, at(10)).unwrap_err();
+        assert!(
+            matches!(err, Error::MissingClaim { claim: "exp" }),
+            "{err:?}"
+        );
     }
 
     #[test]
