@@ -6,6 +6,7 @@
 //! cargo xtask layering  the dependency-layering check only
 //! cargo xtask demo      the end-to-end demo
 //! cargo xtask bench     the benchmarks
+//! cargo xtask fuzz      the fuzz targets (--seconds N each, --target T); not part of `ci`
 //! ```
 
 #![forbid(unsafe_code)]
@@ -15,13 +16,15 @@
     reason = "xtask reports to the developer on the terminal"
 )]
 
+mod fuzz;
 mod layering;
 mod tidy;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-const USAGE: &str = "usage: cargo xtask <ci|test|layering|demo|bench>";
+const USAGE: &str =
+    "usage: cargo xtask <ci|test|layering|demo|bench|fuzz [--seconds N] [--target T]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -31,6 +34,7 @@ fn main() -> ExitCode {
         Some("layering") => layering(),
         Some("demo") => demo(),
         Some("bench") => bench(),
+        Some("fuzz") => fuzz::fuzz(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())

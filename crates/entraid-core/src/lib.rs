@@ -32,6 +32,9 @@ mod response;
 mod secret;
 mod token;
 
+#[cfg(test)]
+mod proptests;
+
 pub use error::{BoxError, EntraError, Error, is_retryable_status};
 pub use jwt::{Claims, JwtError, MAX_PAYLOAD_BYTES, base64url_encode, unsigned_jwt};
 pub use parser::{

@@ -108,12 +108,10 @@ pub struct TokenResponse {
     /// Seconds until expiry, from receipt.
     #[serde(default, deserialize_with = "de::opt_seconds")]
     pub expires_in: Option<u64>,
-    /// Absolute expiry.
+    /// Absolute expiry. [`TokenResponse::from_json`] also reads the CLIs' `expiresOn` date into it when
+    /// `expires_on` is absent (the Azure CLI sends both).
     #[serde(default, deserialize_with = "de::opt_time")]
     pub expires_on: Option<SystemTime>,
-    /// The CLIs' `expiresOn` date; folded into `expires_on` when that is absent (the Azure CLI sends both).
-    #[serde(default, rename = "expiresOn", deserialize_with = "de::opt_time")]
-    expires_on_date: Option<SystemTime>,
     /// Seconds until the extended expiry (used by Entra during outages).
     #[serde(default, deserialize_with = "de::opt_seconds")]
     pub ext_expires_in: Option<u64>,
@@ -135,6 +133,28 @@ pub struct TokenResponse {
     /// The client id (user-assigned managed identity).
     #[serde(default)]
     pub client_id: Option<String>,
+    /// The time fields [`TokenResponse::from_json`] found but could not read (left `None` above).
+    #[serde(skip)]
+    unreadable: Vec<UnreadableField>,
+}
+
+/// A time field of a token response that was present but could not be read: of a wrong type, in no known date
+/// form, or out of range (a lifetime over [`Token::MAX_LIFETIME`](crate::Token::MAX_LIFETIME), a date after
+/// 9999). The field is then left out, and [`Token::from_response`](crate::Token::from_response) falls back on the
+/// token's own `exp` claim. Names the field and the rule, never the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UnreadableField {
+    /// The JSON field, for example `expires_on`.
+    pub field: &'static str,
+    /// Why it could not be read.
+    pub reason: &'static str,
+}
+
+impl fmt::Display for UnreadableField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` {}", self.field, self.reason)
+    }
 }
 
 impl TokenResponse {
@@ -185,7 +205,7 @@ impl TokenResponse {
             };
             Error::invalid_response(format!("expected a JSON token response, got {what}"))
         })?;
-        let Value::Object(map) = &value else {
+        let Value::Object(mut map) = value else {
             return Err(Error::invalid_response("expected a JSON object"));
         };
         if !["access_token", "accessToken", "token"]
@@ -199,19 +219,67 @@ impl TokenResponse {
                 keys.join(", ")
             )));
         }
+        // The time fields are read here, leniently: one that cannot be read is left out and noted, so that the
+        // token's own `exp` can stand in for it.
+        let mut unreadable = Vec::new();
+        let mut seconds = |name: &'static str| match map.remove(name) {
+            None => None,
+            Some(v) => de::seconds(&v).unwrap_or_else(|reason| {
+                unreadable.push(UnreadableField {
+                    field: name,
+                    reason,
+                });
+                None
+            }),
+        };
+        let (expires_in, ext_expires_in, refresh_in) = (
+            seconds("expires_in"),
+            seconds("ext_expires_in"),
+            seconds("refresh_in"),
+        );
+        let mut time = |name: &'static str| match map.remove(name) {
+            None => None,
+            Some(v) => de::time(&v).unwrap_or_else(|reason| {
+                unreadable.push(UnreadableField {
+                    field: name,
+                    reason,
+                });
+                None
+            }),
+        };
+        let (expires_on, expires_on_date) = (time("expires_on"), time("expiresOn"));
         // serde_json's messages may quote the offending value, so only the field path is kept.
-        let mut response = serde_json::from_value::<TokenResponse>(value).map_err(|e| {
-            Error::invalid_response(format!("unreadable field: {}", field_of(&e.to_string())))
-        })?;
-        response.expires_on = response.expires_on.or(response.expires_on_date.take());
+        let mut response =
+            serde_json::from_value::<TokenResponse>(Value::Object(map)).map_err(|e| {
+                Error::invalid_response(format!("unreadable field: {}", field_of(&e.to_string())))
+            })?;
+        response.expires_in = expires_in;
+        response.ext_expires_in = ext_expires_in;
+        response.refresh_in = refresh_in;
+        response.expires_on = expires_on.or(expires_on_date);
+        response.unreadable = unreadable;
         Ok(response)
     }
 
-    /// The absolute expiry: `expires_on` when sent, else `received_at + expires_in`.
+    /// The time fields [`TokenResponse::from_json`] found but could not read, in the order read.
+    ///
+    /// ```
+    /// use entraid_core::TokenResponse;
+    ///
+    /// let r = TokenResponse::from_json(br#"{"access_token":"t","expires_in":1e300}"#).unwrap();
+    /// assert_eq!(r.expires_in, None);
+    /// assert_eq!(r.unreadable()[0].field, "expires_in");
+    /// ```
+    pub fn unreadable(&self) -> &[UnreadableField] {
+        &self.unreadable
+    }
+
+    /// The absolute expiry: `expires_on` when sent, else `received_at + expires_in`; `None` when neither was
+    /// sent or the sum is past what a [`SystemTime`] can hold.
     pub fn expires_at(&self, received_at: SystemTime) -> Option<SystemTime> {
         self.expires_on.or_else(|| {
             self.expires_in
-                .map(|s| received_at + Duration::from_secs(s))
+                .and_then(|s| received_at.checked_add(Duration::from_secs(s)))
         })
     }
 }
@@ -247,11 +315,19 @@ impl fmt::Debug for TokenResponse {
             .field("id_token", &self.id_token)
             .field("resource", &self.resource)
             .field("client_id", &self.client_id)
+            .field("unreadable", &self.unreadable)
             .finish()
     }
 }
 
+/// The latest expiry [`parse_expires_on`] reads: 9999-12-31T23:59:59Z, in unix seconds.
+const MAX_UNIX_SECONDS: u64 = 253_402_300_799;
+
 /// Parses an expiry given as unix seconds or as a date string (see [`TokenResponse::from_json`]).
+///
+/// Works on any text: `None` for anything else, including times before 1970 or after 9999. Dates may carry
+/// `AM`/`PM` after the time (`12/01/2026 09:30:00 PM +00:00`, as older App Service and `MSI_ENDPOINT` hosts
+/// send on Windows): `PM` adds 12 hours to an hour before 12, `12 AM` is midnight.
 ///
 /// ```
 /// use std::time::{Duration, UNIX_EPOCH};
@@ -262,75 +338,116 @@ impl fmt::Debug for TokenResponse {
 /// assert_eq!(parse_expires_on("2025-06-17T10:30:00Z"), Some(t));
 /// assert_eq!(parse_expires_on("2025-06-17 10:30:00.000000"), Some(t));
 /// assert_eq!(parse_expires_on("06/17/2025 10:30:00 +00:00"), Some(t));
+/// assert_eq!(parse_expires_on("6/17/2025 10:30:00 AM +00:00"), Some(t));
+/// assert_eq!(parse_expires_on("99999999999999999999"), None);
 /// ```
 pub fn parse_expires_on(text: &str) -> Option<SystemTime> {
     let text = text.trim();
     if let Ok(seconds) = text.parse::<u64>() {
-        return Some(UNIX_EPOCH + Duration::from_secs(seconds));
+        return unix(seconds);
     }
-    if let Ok(seconds) = text.parse::<f64>() {
-        return (seconds.is_finite() && seconds >= 0.0)
-            .then(|| UNIX_EPOCH + Duration::from_secs_f64(seconds));
+    if text.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        // A fractional unix time ("1750156200.5"); anything that reads as a huge number is out of range.
+        let seconds = text.parse::<f64>().ok()?;
+        return (seconds.is_finite() && seconds >= 0.0 && seconds <= MAX_UNIX_SECONDS as f64)
+            .then(|| unix(seconds as u64))
+            .flatten();
     }
-    let unix = dates::parse(text)?;
-    u64::try_from(unix)
-        .ok()
-        .map(|s| UNIX_EPOCH + Duration::from_secs(s))
+    let seconds = dates::parse(text)?;
+    unix(u64::try_from(seconds).ok()?)
+}
+
+/// `UNIX_EPOCH + seconds`, for seconds up to the end of 9999.
+fn unix(seconds: u64) -> Option<SystemTime> {
+    (seconds <= MAX_UNIX_SECONDS)
+        .then(|| UNIX_EPOCH.checked_add(Duration::from_secs(seconds)))
+        .flatten()
 }
 
 mod de {
-    //! Lenient deserializers: numbers as numbers or strings, times as unix seconds or dates.
+    //! Lenient readers: numbers as numbers or strings, times as unix seconds or dates. Each works on any JSON
+    //! value and says why it could not read one in a static message, never quoting it.
 
-    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    use std::time::SystemTime;
 
     use serde::Deserializer;
     use serde::de::Error as _;
     use serde_json::Value;
 
-    pub(super) fn opt_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-        match <Option<Value> as serde::Deserialize>::deserialize(d)? {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => n
-                .as_u64()
-                .or_else(|| {
-                    n.as_f64()
-                        .filter(|f| *f >= 0.0 && f.is_finite())
-                        .map(|f| f as u64)
-                })
-                .map(Some)
-                .ok_or_else(|| D::Error::custom("expected a non-negative number of seconds")),
-            Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-            Some(Value::String(s)) => s.trim().parse::<u64>().map(Some).map_err(|_| {
-                D::Error::custom("expected a number of seconds (as number or string)")
-            }),
-            Some(_) => Err(D::Error::custom("expected a number of seconds")),
+    use crate::token::Token;
+
+    /// A number of seconds, at most [`Token::MAX_LIFETIME`]; `None` for null or an empty string.
+    pub(super) fn seconds(value: &Value) -> Result<Option<u64>, &'static str> {
+        const TOO_LONG: &str = "is more than the longest token lifetime (365 days)";
+        let max = Token::MAX_LIFETIME.as_secs();
+        let seconds = match value {
+            Value::Null => return Ok(None),
+            Value::Number(n) => match (n.as_u64(), n.as_f64()) {
+                (Some(s), _) => s,
+                (None, Some(f)) if f.is_finite() && f >= 0.0 => {
+                    if f > max as f64 {
+                        return Err(TOO_LONG);
+                    }
+                    f as u64
+                }
+                _ => return Err("is not a non-negative number of seconds"),
+            },
+            Value::String(s) if s.trim().is_empty() => return Ok(None),
+            Value::String(s) => s
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| "is not a number of seconds (as number or string)")?,
+            _ => return Err("is not a number of seconds"),
+        };
+        if seconds > max {
+            return Err(TOO_LONG);
         }
+        Ok(Some(seconds))
+    }
+
+    /// An absolute time: unix seconds (number or string) or a date; `None` for null or an empty string.
+    pub(super) fn time(value: &Value) -> Result<Option<SystemTime>, &'static str> {
+        const OUT_OF_RANGE: &str = "is not a time between 1970 and 9999";
+        match value {
+            Value::Null => Ok(None),
+            Value::Number(n) => match (n.as_u64(), n.as_f64()) {
+                (Some(s), _) => super::unix(s).map(Some).ok_or(OUT_OF_RANGE),
+                (None, Some(f))
+                    if f.is_finite() && f >= 0.0 && f <= super::MAX_UNIX_SECONDS as f64 =>
+                {
+                    super::unix(f as u64).map(Some).ok_or(OUT_OF_RANGE)
+                }
+                _ => Err(OUT_OF_RANGE),
+            },
+            Value::String(s) if s.trim().is_empty() => Ok(None),
+            Value::String(s) => super::parse_expires_on(s)
+                .map(Some)
+                .ok_or("is not unix seconds or a known date form (or is out of range)"),
+            _ => Err("is not unix seconds or a date"),
+        }
+    }
+
+    pub(super) fn opt_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        let value = <Option<Value> as serde::Deserialize>::deserialize(d)?;
+        seconds(&value.unwrap_or(Value::Null)).map_err(|reason| {
+            D::Error::custom(format!("expected a number of seconds; this one {reason}"))
+        })
     }
 
     pub(super) fn opt_time<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Option<SystemTime>, D::Error> {
-        match <Option<Value> as serde::Deserialize>::deserialize(d)? {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => n
-                .as_u64()
-                .map(|s| Some(UNIX_EPOCH + Duration::from_secs(s)))
-                .ok_or_else(|| D::Error::custom("expected unix seconds")),
-            Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-            Some(Value::String(s)) => super::parse_expires_on(&s)
-                .map(Some)
-                .ok_or_else(|| D::Error::custom("expected unix seconds or a date for expires_on")),
-            Some(_) => Err(D::Error::custom(
-                "expected unix seconds or a date for expires_on",
-            )),
-        }
+        let value = <Option<Value> as serde::Deserialize>::deserialize(d)?;
+        time(&value.unwrap_or(Value::Null))
+            .map_err(|reason| D::Error::custom(format!("expected a time; this one {reason}")))
     }
 }
 
 mod dates {
-    //! Just enough date parsing for token expiries, without a date crate.
+    //! Just enough date parsing for token expiries, without a date crate. Works on any text; every number is
+    //! range-checked before any arithmetic.
 
-    /// Days from 1970-01-01 to the civil date (Howard Hinnant's algorithm).
+    /// Days from 1970-01-01 to the civil date (Howard Hinnant's algorithm), for years 1970..=9999.
     fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
         let y = if m <= 2 { y - 1 } else { y };
         let era = y.div_euclid(400);
@@ -341,22 +458,26 @@ mod dates {
         era * 146_097 + doe - 719_468
     }
 
+    /// A run of 1 to 9 ASCII digits.
     fn num(s: &str) -> Option<i64> {
-        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+        (!s.is_empty() && s.len() <= 9 && s.bytes().all(|b| b.is_ascii_digit()))
             .then(|| s.parse().ok())
             .flatten()
     }
 
-    fn hms(s: &str) -> Option<i64> {
-        // "15:04:05" with optional fraction ".999999".
-        let s = s.split('.').next()?;
+    /// "15:04:05" with an optional fraction ".999999": seconds into the day, and the hour.
+    fn hms(s: &str) -> Option<(i64, i64)> {
+        let (s, fraction) = s.split_once('.').unwrap_or((s, "0"));
+        if fraction.is_empty() || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
         let mut parts = s.split(':');
         let (h, m, sec) = (
             num(parts.next()?)?,
             num(parts.next()?)?,
             num(parts.next()?)?,
         );
-        (parts.next().is_none() && h < 24 && m < 60 && sec <= 60).then_some(h * 3600 + m * 60 + sec)
+        (parts.next().is_none() && h < 24 && m < 60 && sec <= 60).then_some((m * 60 + sec, h))
     }
 
     /// A UTC offset such as `Z`, `+00:00`, `-0500`; in seconds east of UTC.
@@ -364,20 +485,38 @@ mod dates {
         if s.is_empty() || s == "Z" || s == "z" {
             return Some(0);
         }
-        let sign = match s.as_bytes()[0] {
-            b'+' => 1,
-            b'-' => -1,
-            _ => return None,
+        let (sign, rest) = if let Some(rest) = s.strip_prefix('+') {
+            (1, rest)
+        } else if let Some(rest) = s.strip_prefix('-') {
+            (-1, rest)
+        } else {
+            return None;
         };
-        let digits: String = s[1..].chars().filter(|c| *c != ':').collect();
-        if digits.len() != 4 {
+        let (hours, minutes) = match rest.split_once(':') {
+            Some((h, m)) => (h, m),
+            None if rest.len() == 4 && rest.is_ascii() => rest.split_at(2),
+            None => return None,
+        };
+        if hours.len() != 2 || minutes.len() != 2 {
             return None;
         }
-        Some(sign * (num(&digits[..2])? * 3600 + num(&digits[2..])? * 60))
+        let (hours, minutes) = (num(hours)?, num(minutes)?);
+        (hours <= 23 && minutes < 60).then_some(sign * (hours * 3600 + minutes * 60))
+    }
+
+    fn is_leap(y: i64) -> bool {
+        (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
     }
 
     fn date(y: i64, m: i64, d: i64) -> Option<i64> {
-        ((1..=12).contains(&m) && (1..=31).contains(&d) && y >= 1970)
+        let days_in_month = match m {
+            1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+            4 | 6 | 9 | 11 => 30,
+            2 if is_leap(y) => 29,
+            2 => 28,
+            _ => return None,
+        };
+        ((1970..=9999).contains(&y) && (1..=days_in_month).contains(&d))
             .then(|| days_from_civil(y, m, d) * 86_400)
     }
 
@@ -393,10 +532,9 @@ mod dates {
     }
 
     /// Unix seconds for `2006-01-02T15:04:05[.fff][Z|±hh:mm]`, `2006-01-02 15:04:05[.ffffff]`,
-    /// `01/02/2006 15:04:05 [±hh:mm]`.
+    /// `01/02/2006 15:04:05 [AM|PM] [±hh:mm]` (month first; one-digit months, days and hours too).
     pub(super) fn parse(text: &str) -> Option<i64> {
         let (day_part, rest) = text.split_once(['T', 't', ' '])?;
-        let rest = rest.trim();
         let day = if day_part.contains('/') {
             let mut p = day_part.split('/');
             let (m, d, y) = (num(p.next()?)?, num(p.next()?)?, num(p.next()?)?);
@@ -412,11 +550,36 @@ mod dates {
             }
             date(y, m, d)?
         };
-        let (time_text, offset_text) = match rest.split_once(' ') {
-            Some((t, o)) => (t, o.trim()),
-            None => split_offset(rest),
+        let mut words = rest.split_whitespace();
+        let first = words.next()?;
+        let (time_text, mut offset_text) = split_offset(first);
+        let mut meridiem = None;
+        for word in words {
+            match word {
+                w if meridiem.is_none()
+                    && offset_text.is_empty()
+                    && w.eq_ignore_ascii_case("AM") =>
+                {
+                    meridiem = Some(false);
+                }
+                w if meridiem.is_none()
+                    && offset_text.is_empty()
+                    && w.eq_ignore_ascii_case("PM") =>
+                {
+                    meridiem = Some(true);
+                }
+                w if offset_text.is_empty() => offset_text = w,
+                _ => return None,
+            }
+        }
+        let (minutes_seconds, hour) = hms(time_text)?;
+        // As Go's time.Parse (which azidentity uses): PM moves an hour before 12 to the afternoon, 12 AM is 0.
+        let hour = match meridiem {
+            Some(true) if hour < 12 => hour + 12,
+            Some(false) if hour == 12 => 0,
+            _ => hour,
         };
-        Some(day + hms(time_text)? - offset(offset_text)?)
+        Some(day + hour * 3600 + minutes_seconds - offset(offset_text)?)
     }
 
     #[cfg(test)]
@@ -432,7 +595,42 @@ mod dates {
             assert_eq!(parse("2025-06-17 14:30:00.000000"), Some(1_750_170_600));
             assert_eq!(parse("06/17/2025 14:30:00 +00:00"), Some(1_750_170_600));
             assert_eq!(parse("06/17/2025 14:30:00"), Some(1_750_170_600));
+            assert_eq!(parse("6/17/2025 2:30:00 PM +00:00"), Some(1_750_170_600));
             assert_eq!(parse("2024-02-29T00:00:00Z"), Some(1_709_164_800));
+            assert_eq!(parse("9999-12-31T23:59:59Z"), Some(253_402_300_799));
+        }
+
+        #[test]
+        fn twelve_hour_clock() {
+            // 2026-12-01T00:00:00Z is 1_796_083_200.
+            let midnight = 1_796_083_200;
+            assert_eq!(
+                parse("12/01/2026 09:30:00 AM +00:00"),
+                Some(midnight + 9 * 3600 + 1800)
+            );
+            assert_eq!(
+                parse("12/01/2026 09:30:00 PM +00:00"),
+                Some(midnight + 21 * 3600 + 1800)
+            );
+            assert_eq!(parse("12/01/2026 12:00:00 AM +00:00"), Some(midnight));
+            assert_eq!(
+                parse("12/01/2026 12:00:00 PM +00:00"),
+                Some(midnight + 12 * 3600)
+            );
+            assert_eq!(parse("12/01/2026 12:59:59 am"), Some(midnight + 3599));
+            // A 24-hour time with a redundant PM, as Go reads it.
+            assert_eq!(
+                parse("12/01/2026 15:04:05 PM +00:00"),
+                Some(midnight + 15 * 3600 + 245)
+            );
+            assert_eq!(
+                parse("12/01/2026 09:30:00 PM -01:00"),
+                Some(midnight + 22 * 3600 + 1800)
+            );
+            assert_eq!(
+                parse("12/01/2026 21:30:00 +00:00"),
+                Some(midnight + 21 * 3600 + 1800)
+            );
         }
 
         #[test]
@@ -447,13 +645,23 @@ mod dates {
                 "2025-06-17T14:30Z",
                 "06/17/2025 14:30:00 +0",
                 "1969-12-31T00:00:00Z",
+                "2025-02-30T00:00:00Z",
+                "2025-06-17T14:30:00+1é1",
+                "2025-06-17T14:30:00+é1",
+                "2025-06-17T14:30:00.1é",
+                "10000-01-01T00:00:00Z",
+                "300000000000-01-01T00:00:00Z",
+                "12/01/2026 09:30:00 AM PM",
+                "12/01/2026 09:30:00 +00:00 AM",
+                "12/01/2026 09:30:00 +00:00 +00:00",
+                "12/01/2026 09:30:00 XM",
+                "2025-06-17T14:30:00+24:00",
             ] {
                 assert_eq!(parse(s), None, "{s}");
             }
         }
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -554,7 +762,7 @@ mod tests {
 
     #[test]
     fn bad_bodies_give_clear_errors_without_the_body() {
-        let cases: [(&[u8], &str); 8] = [
+        let cases: [(&[u8], &str); 6] = [
             (b"", "an empty body"),
             (b"<html><title>502 Bad Gateway</title></html>", "HTML"),
             (
@@ -564,14 +772,6 @@ mod tests {
             (b"{not json}", "syntax error"),
             (b"[1,2]", "JSON object"),
             (br#"{"error":"invalid_client"}"#, "fields: error"),
-            (
-                br#"{"access_token":"secret-token-value","expires_in":"soon"}"#,
-                "number of seconds",
-            ),
-            (
-                br#"{"access_token":"secret-token-value","expires_on":"next tuesday"}"#,
-                "expires_on",
-            ),
         ];
         for (body, expected) in cases {
             let err = TokenResponse::from_json(body).unwrap_err();
@@ -587,6 +787,158 @@ mod tests {
                 .to_string()
                 .contains("over the")
         );
+    }
+
+    /// The four bodies that panicked (issue 12), and every other out-of-range time: each is left out and noted,
+    /// never a panic, and the note names the field, not the value.
+    #[test]
+    fn out_of_range_times_are_noted_not_panics() {
+        let cases: [(&[u8], &str); 12] = [
+            (
+                br#"{"access_token":"t","expires_on":"2025-06-17T14:30:00+1\u00e91"}"#,
+                "expires_on",
+            ),
+            (
+                "{\"access_token\":\"t\",\"expires_on\":\"2025-06-17T14:30:00+1\u{e9}1\"}"
+                    .as_bytes(),
+                "expires_on",
+            ),
+            (br#"{"access_token":"t","expires_in":1e300}"#, "expires_in"),
+            (
+                br#"{"access_token":"t","expires_on":"99999999999999999999"}"#,
+                "expires_on",
+            ),
+            (
+                br#"{"access_token":"t","expires_on":99999999999999999999}"#,
+                "expires_on",
+            ),
+            (br#"{"access_token":"t","expires_on":1e300}"#, "expires_on"),
+            (
+                br#"{"access_token":"t","expires_on":"1e300"}"#,
+                "expires_on",
+            ),
+            (
+                br#"{"access_token":"t","expires_on":"300000000000-01-01T00:00:00Z"}"#,
+                "expires_on",
+            ),
+            (
+                br#"{"access_token":"t","expires_in":"18446744073709551615"}"#,
+                "expires_in",
+            ),
+            (br#"{"access_token":"t","refresh_in":-1}"#, "refresh_in"),
+            (
+                br#"{"access_token":"t","ext_expires_in":{"a":1}}"#,
+                "ext_expires_in",
+            ),
+            (
+                br#"{"access_token":"t","expiresOn":"Sun, 06 Nov 300000000000 08:49:37 GMT"}"#,
+                "expiresOn",
+            ),
+        ];
+        for (body, field) in cases {
+            let r = TokenResponse::from_json(body).unwrap();
+            assert_eq!(
+                (r.expires_in, r.expires_on, r.refresh_in, r.ext_expires_in),
+                (None, None, None, None),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+            assert_eq!(r.unreadable().len(), 1, "{:?}", r.unreadable());
+            assert_eq!(r.unreadable()[0].field, field);
+            let shown = format!("{} {r:?}", r.unreadable()[0]);
+            assert!(
+                !shown.contains("300000") && !shown.contains("99999"),
+                "{shown}"
+            );
+        }
+        // Wrong types and unknown forms are noted the same way.
+        let r = TokenResponse::from_json(
+            br#"{"access_token":"t","expires_in":"soon","expires_on":"next tuesday","refresh_in":true}"#,
+        )
+        .unwrap();
+        let fields: Vec<_> = r.unreadable().iter().map(|u| u.field).collect();
+        assert_eq!(fields, ["expires_in", "refresh_in", "expires_on"]);
+        assert_eq!(
+            r.unreadable()[0].to_string(),
+            "`expires_in` is not a number of seconds (as number or string)"
+        );
+        // The edges: the lifetime cap and the end of 9999 are still read.
+        let max = crate::Token::MAX_LIFETIME.as_secs();
+        let r = TokenResponse::from_json(
+            format!(r#"{{"access_token":"t","expires_in":{max},"expires_on":253402300799}}"#)
+                .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(
+            (r.expires_in, r.expires_on),
+            (Some(max), Some(at(253_402_300_799)))
+        );
+        assert!(r.unreadable().is_empty());
+        let r = TokenResponse::from_json(
+            format!(
+                r#"{{"access_token":"t","expires_in":{},"expires_on":253402300800}}"#,
+                max + 1
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(r.unreadable().len(), 2);
+        // `expires_at` saturates to `None` instead of overflowing.
+        let mut r = TokenResponse::new("t");
+        r.expires_in = Some(u64::MAX);
+        assert_eq!(r.expires_at(at(1)), None);
+    }
+
+    #[test]
+    fn twelve_hour_expires_on_is_accepted() {
+        // 2026-12-01T00:00:00Z is 1_796_083_200.
+        for (text, seconds) in [
+            (
+                "12/01/2026 09:30:00 AM +00:00",
+                1_796_083_200 + 9 * 3600 + 1800,
+            ),
+            (
+                "12/01/2026 09:30:00 PM +00:00",
+                1_796_083_200 + 21 * 3600 + 1800,
+            ),
+            ("12/01/2026 12:00:00 AM +00:00", 1_796_083_200),
+            (
+                "12/01/2026 12:30:00 PM +00:00",
+                1_796_083_200 + 12 * 3600 + 1800,
+            ),
+            (
+                "12/01/2026 21:30:00 +00:00",
+                1_796_083_200 + 21 * 3600 + 1800,
+            ),
+            ("1/2/2006 15:04:05 PM +00:00", 1_136_214_245),
+        ] {
+            let body = format!(r#"{{"access_token":"t","expires_on":"{text}"}}"#);
+            let r = TokenResponse::from_json(body.as_bytes()).unwrap();
+            assert_eq!(r.expires_on, Some(at(seconds)), "{text}");
+            assert!(r.unreadable().is_empty());
+        }
+    }
+
+    #[test]
+    fn serde_derive_reads_times_strictly_without_panicking() {
+        let r: TokenResponse = serde_json::from_str(
+            r#"{"access_token":"t","expires_in":"5","expires_on":"1750156200"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (r.expires_in, r.expires_on),
+            (Some(5), Some(at(1_750_156_200)))
+        );
+        for bad in [
+            r#"{"access_token":"t","expires_in":1e300}"#,
+            r#"{"access_token":"t","expires_on":"99999999999999999999"}"#,
+            r#"{"access_token":"t","expires_on":"2025-06-17T14:30:00+1é1"}"#,
+        ] {
+            let err = serde_json::from_str::<TokenResponse>(bad)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("expected a"), "{err}");
+        }
     }
 
     #[test]

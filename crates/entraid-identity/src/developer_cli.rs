@@ -2,8 +2,11 @@
 //!
 //! The tool is found on a search path (the process's `PATH` by default, or one you give: tests put fake tools
 //! first) and run directly, without a shell, with validated arguments, from the root folder (so no `az` in the
-//! current folder is picked up), with a timeout (10 s by default) after which it is killed. Its standard output is
-//! read (at most 1 MiB) and never appears in errors or logs; its standard error becomes the error message.
+//! current folder is picked up), with a timeout (10 s by default) after which it is killed. On unix the tool runs in
+//! a process group of its own, and the whole group is killed on timeout (or when the request is dropped): the
+//! Debian `az` launcher runs Python without `exec`, and killing only the launcher would leave Python behind. Its
+//! standard output is read (at most 1 MiB) and never appears in errors or logs; its standard error becomes the
+//! error message.
 //!
 //! - **Azure CLI**: `az account get-access-token -o json --resource <scope without /.default> [--tenant <t>]`.
 //!   The expiry is `expires_on` (unix seconds, CLI 2.54 and later); older CLIs only give `expiresOn`, a date in
@@ -95,6 +98,9 @@ impl Tool {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        // Its own process group, so that a timeout kills whatever it started too.
+        #[cfg(unix)]
+        command.process_group(0);
         if let Some(path) = &self.search_path {
             command.env("PATH", path);
         }
@@ -114,6 +120,8 @@ impl Tool {
         })?;
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
+        // Kills the group if this future is dropped before the tool is done (a caller's own timeout).
+        let mut group = ProcessGroup::of(&child);
         let finished = tokio::time::timeout(timeout, async {
             let (out, err, status) =
                 tokio::join!(read_limited(stdout), read_limited(stderr), child.wait());
@@ -121,8 +129,12 @@ impl Tool {
         })
         .await;
         let (stdout, stderr, status) = match finished {
-            Ok(done) => done,
+            Ok(done) => {
+                group.disarm();
+                done
+            }
             Err(_) => {
+                group.kill();
                 let _ = child.start_kill();
                 let _ = child.wait().await;
                 tracing::debug!(
@@ -156,6 +168,55 @@ impl Tool {
     }
 }
 
+/// A running tool's process group (its own, on unix), killed with `SIGKILL` on [`ProcessGroup::kill`] or on drop
+/// unless disarmed. The tool is not reaped before the kill, so its pid (the group's id) cannot have been reused.
+struct ProcessGroup {
+    #[cfg(unix)]
+    leader: Option<rustix::process::Pid>,
+}
+
+impl ProcessGroup {
+    fn of(child: &tokio::process::Child) -> Self {
+        #[cfg(unix)]
+        {
+            Self {
+                leader: child
+                    .id()
+                    .and_then(|id| i32::try_from(id).ok())
+                    .and_then(rustix::process::Pid::from_raw),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = child;
+            Self {}
+        }
+    }
+
+    /// The tool finished normally: nothing to kill.
+    fn disarm(&mut self) {
+        #[cfg(unix)]
+        {
+            self.leader = None;
+        }
+    }
+
+    /// Kills every process of the group (at most once).
+    fn kill(&mut self) {
+        #[cfg(unix)]
+        if let Some(leader) = self.leader.take() {
+            // ESRCH (the group is already gone) is fine.
+            let _ = rustix::process::kill_process_group(leader, rustix::process::Signal::KILL);
+        }
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// The root folder, where tools run (so nothing in the current folder shadows them).
 fn root_dir() -> PathBuf {
     if cfg!(windows) {
@@ -185,7 +246,7 @@ async fn read_limited<R: tokio::io::AsyncRead + Unpin>(pipe: Option<R>) -> Vec<u
 }
 
 /// `+0530`, `-0800`, `+05:30`, `Z` → seconds east of UTC.
-fn parse_utc_offset(text: &str) -> Option<i64> {
+pub(crate) fn parse_utc_offset(text: &str) -> Option<i64> {
     if text == "Z" {
         return Some(0);
     }
@@ -334,24 +395,7 @@ impl Cli {
         if output.code != Some(0) {
             return Err(classify(spec, &output));
         }
-        let parsed: serde_json::Value = serde_json::from_slice(&output.stdout).map_err(|_| {
-            Error::invalid_response(format!(
-                "{}: `{}` did not print the expected JSON",
-                spec.name, spec.command
-            ))
-        })?;
-        let token = parsed
-            .get(spec.token_field)
-            .and_then(|t| t.as_str())
-            .filter(|t| !t.is_empty())
-            .map(Secret::from)
-            .ok_or_else(|| {
-                Error::invalid_response(format!(
-                    "{}: {} output has no {}",
-                    spec.name, spec.owner, spec.token_field
-                ))
-            })?;
-        Ok((parsed, token))
+        parse_output(spec, &output.stdout)
     }
 
     /// The request's outcome. Inside the default chain every failure counts as unavailable; an unavailable error
@@ -385,6 +429,37 @@ impl Cli {
             other => other,
         })
     }
+}
+
+/// A tool's standard output: its JSON and the (non-empty) token in it. Works on any bytes; errors never quote them.
+fn parse_output(spec: &Spec, stdout: &[u8]) -> Result<(serde_json::Value, Secret), Error> {
+    let parsed: serde_json::Value = serde_json::from_slice(stdout).map_err(|_| {
+        Error::invalid_response(format!(
+            "{}: `{}` did not print the expected JSON",
+            spec.name, spec.command
+        ))
+    })?;
+    let token = parsed
+        .get(spec.token_field)
+        .and_then(|t| t.as_str())
+        .filter(|t| !t.is_empty())
+        .map(Secret::from)
+        .ok_or_else(|| {
+            Error::invalid_response(format!(
+                "{}: {} output has no {}",
+                spec.name, spec.owner, spec.token_field
+            ))
+        })?;
+    Ok((parsed, token))
+}
+
+/// The token's own `exp` claim as a time, when it has a representable one.
+fn exp_of(token: &Secret) -> Option<SystemTime> {
+    Claims::from_jwt(token.expose_secret())
+        .ok()
+        .and_then(|c| c.exp())
+        .and_then(|exp| u64::try_from(exp).ok())
+        .and_then(|exp| UNIX_EPOCH.checked_add(Duration::from_secs(exp)))
 }
 
 /// The messages of azd's JSON error lines (`{"type":"consoleMessage","data":{"message":...}}`), or the text.
@@ -435,6 +510,40 @@ fn classify(spec: &Spec, output: &Output) -> Error {
         spec.name,
         format!("{} failed: {}", spec.title, summary(&text)),
     )
+}
+
+/// The Azure CLI's standard output read into its expiry, as the credential does (for the fuzz targets and the
+/// property tests).
+#[cfg(all(any(test, fuzzing), feature = "azure-cli"))]
+pub(crate) fn az_output(stdout: &[u8], local_utc_offset: Option<i64>) -> Result<SystemTime, Error> {
+    let (parsed, token) = parse_output(&azure_cli::SPEC, stdout)?;
+    azure_cli::az_expiry(&parsed, local_utc_offset, &token)
+}
+
+/// azd's standard output read into its expiry, as the credential does.
+#[cfg(all(any(test, fuzzing), feature = "azure-developer-cli"))]
+pub(crate) fn azd_output(stdout: &[u8]) -> Result<SystemTime, Error> {
+    let (parsed, token) = parse_output(&azd::SPEC, stdout)?;
+    azd::azd_expiry(&parsed, &token)
+}
+
+/// A failed run of each tool, classified.
+#[cfg(all(
+    any(test, fuzzing),
+    feature = "azure-cli",
+    feature = "azure-developer-cli"
+))]
+pub(crate) fn failures(stderr: &str, code: Option<i32>) -> [Error; 2] {
+    [&azure_cli::SPEC, &azd::SPEC].map(|spec| {
+        classify(
+            spec,
+            &Output {
+                stdout: Vec::new(),
+                stderr: stderr.to_owned(),
+                code,
+            },
+        )
+    })
 }
 
 /// Builder methods both tools' builders share.
@@ -490,7 +599,7 @@ mod azure_cli {
 
     const NAME: &str = "AzureCli";
 
-    static SPEC: Spec = Spec {
+    pub(super) static SPEC: Spec = Spec {
         name: NAME,
         program: "az",
         title: "the Azure CLI",
@@ -548,43 +657,56 @@ mod azure_cli {
 
         async fn get(&self) -> Result<IdentityProviderResponse, Error> {
             let (parsed, token) = self.cli.run(&self.arguments()).await?;
-            let expires_on = match unix_seconds(parsed.get("expires_on")) {
-                Some(at) => at,
-                None => self.local_expiry(parsed.get("expiresOn"), &token).await?,
+            // `date +%z` runs only when the local-time `expiresOn` is what is left.
+            let offset = if unix_seconds(parsed.get("expires_on")).is_none()
+                && local_time(parsed.get("expiresOn")).is_some()
+            {
+                self.cli.tool.local_utc_offset().await
+            } else {
+                None
             };
+            let expires_on = az_expiry(&parsed, offset, &token)?;
             Ok(IdentityProviderResponse::access_token(token, expires_on))
         }
+    }
 
-        /// `expiresOn`, in local time: converted with the local UTC offset, else the token's `exp` claim.
-        async fn local_expiry(
-            &self,
-            expires_on: Option<&serde_json::Value>,
-            token: &Secret,
-        ) -> Result<SystemTime, Error> {
-            let local = expires_on
-                .and_then(|v| v.as_str())
-                .and_then(parse_expires_on);
-            if let Some(local) = local {
-                if let Some(offset) = self.cli.tool.local_utc_offset().await {
-                    return shift(local, offset).ok_or_else(|| {
-                        Error::invalid_response(format!(
-                            "{NAME}: the Azure CLI's expiresOn is out of range"
-                        ))
-                    });
-                }
-                tracing::debug!("the local UTC offset is unknown; using the token's exp claim");
-            }
-            Claims::from_jwt(token.expose_secret())
-                .ok()
-                .and_then(|c| c.exp())
-                .and_then(|exp| u64::try_from(exp).ok())
-                .map(|exp| UNIX_EPOCH + Duration::from_secs(exp))
-                .ok_or_else(|| {
-                    Error::invalid_response(format!(
-                        "{NAME}: the Azure CLI's output has no usable expiry (expires_on or expiresOn)"
-                    ))
-                })
+    /// The expiry in the Azure CLI's output: `expires_on` (unix seconds), else the local-time `expiresOn` moved by
+    /// the local UTC offset (when known), else the token's `exp` claim (with a DEBUG note). Works on any JSON.
+    pub(super) fn az_expiry(
+        parsed: &serde_json::Value,
+        local_utc_offset: Option<i64>,
+        token: &Secret,
+    ) -> Result<SystemTime, Error> {
+        if let Some(at) = unix_seconds(parsed.get("expires_on")) {
+            return Ok(at);
         }
+        if parsed.get("expires_on").is_some() {
+            tracing::debug!("the Azure CLI's expires_on could not be read (or is out of range)");
+        }
+        match (local_time(parsed.get("expiresOn")), local_utc_offset) {
+            (Some(local), Some(offset)) => {
+                if let Some(at) = shift(local, offset) {
+                    return Ok(at);
+                }
+                tracing::debug!("the Azure CLI's expiresOn is out of range");
+            }
+            (Some(_), None) => {
+                tracing::debug!("the local UTC offset is unknown");
+            }
+            (None, _) => {}
+        }
+        let at = exp_of(token).ok_or_else(|| {
+            Error::invalid_response(format!(
+                "{NAME}: the Azure CLI's output has no usable expiry (expires_on or expiresOn)"
+            ))
+        })?;
+        tracing::debug!("using the token's exp claim as the Azure CLI token's expiry");
+        Ok(at)
+    }
+
+    /// The Azure CLI's local-time `expiresOn`, read as if it were UTC.
+    fn local_time(value: Option<&serde_json::Value>) -> Option<SystemTime> {
+        value.and_then(|v| v.as_str()).and_then(parse_expires_on)
     }
 
     impl IdentityProvider for AzureCliCredential {
@@ -618,13 +740,17 @@ mod azure_cli {
         }
     }
 
+    /// Unix seconds (number or string), when a representable time (the lifetime cap is the token's to check).
     fn unix_seconds(value: Option<&serde_json::Value>) -> Option<SystemTime> {
-        let seconds = match value? {
+        let seconds: u64 = match value? {
             serde_json::Value::Number(n) => n.as_u64()?,
             serde_json::Value::String(s) => s.trim().parse().ok()?,
             _ => return None,
         };
-        Some(UNIX_EPOCH + Duration::from_secs(seconds))
+        // The same range as every other expiry: up to the end of 9999.
+        (seconds <= 253_402_300_799)
+            .then(|| UNIX_EPOCH.checked_add(Duration::from_secs(seconds)))
+            .flatten()
     }
 
     /// A local time read as if it were UTC, moved by the offset (seconds east of UTC) to real UTC.
@@ -721,7 +847,7 @@ mod azd {
 
     const NAME: &str = "AzureDeveloperCli";
 
-    static SPEC: Spec = Spec {
+    pub(super) static SPEC: Spec = Spec {
         name: NAME,
         program: "azd",
         title: "the Azure Developer CLI",
@@ -781,17 +907,31 @@ mod azd {
 
         async fn get(&self) -> Result<IdentityProviderResponse, Error> {
             let (parsed, token) = self.cli.run(&self.arguments()).await?;
-            let expires_on = parsed
-                .get("expiresOn")
-                .and_then(|v| v.as_str())
-                .and_then(parse_expires_on)
-                .ok_or_else(|| {
-                    Error::invalid_response(format!(
-                        "{NAME}: azd's output has no RFC 3339 expiresOn"
-                    ))
-                })?;
+            let expires_on = azd_expiry(&parsed, &token)?;
             Ok(IdentityProviderResponse::access_token(token, expires_on))
         }
+    }
+
+    /// The expiry in azd's output: the RFC 3339 `expiresOn`, else the token's `exp` claim (with a DEBUG note).
+    /// Works on any JSON.
+    pub(super) fn azd_expiry(
+        parsed: &serde_json::Value,
+        token: &Secret,
+    ) -> Result<SystemTime, Error> {
+        if let Some(at) = parsed
+            .get("expiresOn")
+            .and_then(|v| v.as_str())
+            .and_then(parse_expires_on)
+        {
+            return Ok(at);
+        }
+        let at = exp_of(token).ok_or_else(|| {
+            Error::invalid_response(format!(
+                "{NAME}: azd's output has no RFC 3339 expiresOn (and the token no exp claim)"
+            ))
+        })?;
+        tracing::debug!("azd's expiresOn could not be read; using the token's exp claim");
+        Ok(at)
     }
 
     impl IdentityProvider for AzureDeveloperCliCredential {

@@ -496,12 +496,28 @@ impl Response {
             return Err(self.error(credential));
         }
         let status = self.status;
-        TokenResponse::from_json(&self.body).map_err(|e| match e {
+        let response = TokenResponse::from_json(&self.body).map_err(|e| match e {
             Error::InvalidResponse { reason } => {
                 Error::invalid_response(format!("{credential} (HTTP {status}): {reason}"))
             }
             other => other,
-        })
+        })?;
+        note_unreadable(credential, &response);
+        Ok(response)
+    }
+}
+
+/// The DEBUG note for a token response whose expiry could not be read: the token's own `exp` stands in for it
+/// (see `Token::from_response`). Names the fields and the rules, never a value.
+pub(crate) fn note_unreadable(credential: &str, response: &TokenResponse) {
+    for unreadable in response.unreadable() {
+        tracing::debug!(
+            credential,
+            field = unreadable.field,
+            reason = unreadable.reason,
+            "a time field of the token response could not be read; it is left out, and the token's own exp \
+             claim is used when no other expiry is left"
+        );
     }
 }
 
@@ -549,6 +565,10 @@ fn parse_http_date(text: &str) -> Option<SystemTime> {
         _ => return None,
     };
     let year: i64 = parts.next()?.parse().ok()?;
+    // Before any arithmetic: a year this library can turn into a time (a `Retry-After` beyond 9999 is garbage).
+    if !(1970..=9999).contains(&year) {
+        return None;
+    }
     let mut hms = parts.next()?.split(':');
     let (h, m, s): (u64, u64, u64) = (
         hms.next()?.parse().ok()?,
@@ -566,8 +586,11 @@ fn parse_http_date(text: &str) -> Option<SystemTime> {
     let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
-    let seconds = u64::try_from(days).ok()? * 86_400 + h * 3600 + m * 60 + s;
-    Some(UNIX_EPOCH + Duration::from_secs(seconds))
+    let seconds = u64::try_from(days)
+        .ok()?
+        .checked_mul(86_400)?
+        .checked_add(h * 3600 + m * 60 + s)?;
+    UNIX_EPOCH.checked_add(Duration::from_secs(seconds))
 }
 
 /// Random bytes from the operating system.
@@ -645,6 +668,47 @@ mod tests {
         );
         headers.insert("retry-after-ms", HeaderValue::from_static("250"));
         assert_eq!(retry_after(&headers, now), Some(Duration::from_millis(250)));
+    }
+
+    /// The `Retry-After` that panicked in the date parser (issue 12), and its neighbours: no panic, no value.
+    #[test]
+    fn absurd_retry_after_dates_are_ignored() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_750_000_000);
+        for value in [
+            "Sun, 06 Nov 300000000000 08:49:37 GMT",
+            "Sun, 06 Nov 9223372036854775807 08:49:37 GMT",
+            "Sun, 06 Nov -9223372036854775808 08:49:37 GMT",
+            "Sun, 06 Nov 10000 08:49:37 GMT",
+            "Sun, 06 Nov 1969 08:49:37 GMT",
+            "Sun, 06 Nov 1994 99999999999999999999:00:00 GMT",
+        ] {
+            let mut headers = HeaderMap::new();
+            headers.insert("retry-after", HeaderValue::from_static(value));
+            assert_eq!(retry_after(&headers, now), None, "{value}");
+            let response = Response {
+                status: 503,
+                headers,
+                body: Vec::new(),
+            };
+            let err = response.error("ManagedIdentity");
+            assert!(matches!(err, Error::Http { status: 503, .. }), "{err}");
+            assert_eq!(err.retry_after(), None);
+        }
+        // The largest date still read is the end of 9999.
+        assert_eq!(
+            parse_http_date("Fri, 31 Dec 9999 23:59:59 GMT"),
+            Some(UNIX_EPOCH + Duration::from_secs(253_402_300_799))
+        );
+        // Huge numeric values are durations, not times: kept as they are (the caller caps its waits).
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "retry-after",
+            HeaderValue::from_static("18446744073709551615"),
+        );
+        assert_eq!(
+            retry_after(&headers, now),
+            Some(Duration::from_secs(u64::MAX))
+        );
     }
 
     #[test]

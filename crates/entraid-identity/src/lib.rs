@@ -73,6 +73,9 @@
 mod authority;
 mod env;
 mod form;
+#[cfg(any(test, fuzzing))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 
 #[cfg(any(

@@ -129,24 +129,33 @@ async fn a_harness_leaves_no_process_behind() {
 /// Set in the environment of a child test process that holds a server until it is killed.
 const HOLD_ENV: &str = "ENTRAID_TESTKIT_HOLD_REDIS";
 
-/// Not a test of its own: when run by `no_process_survives_a_killed_test_process` (with `HOLD_ENV` set), it
-/// starts a server, prints its pid and waits to be killed. Run normally, it checks that the variable is unset.
-#[tokio::test]
-async fn hold_a_server_until_killed() {
-    if std::env::var_os(HOLD_ENV).is_none() {
-        return;
-    }
-    let server = RedisServer::start().await.unwrap();
-    println!("REDIS_PID {}", server.pid());
-    std::future::pending::<()>().await;
-}
-
+/// Starts a redis-server in a child process (this same test, run again by its own binary in holder mode), kills
+/// that child with SIGKILL and asserts the server dies with it.
+///
+/// In holder mode (`HOLD_ENV` set to the pid of the parent that spawned it) the test starts a server, prints its
+/// pid and waits to be killed: it never returns, so it cannot pass on its own. With `HOLD_ENV` set by anything but
+/// its parent, it fails instead of waiting.
 #[tokio::test]
 async fn no_process_survives_a_killed_test_process() {
+    if let Some(parent) = std::env::var_os(HOLD_ENV) {
+        assert_eq!(
+            parent.to_str().and_then(|p| p.parse::<u32>().ok()),
+            Some(std::os::unix::process::parent_id()),
+            "{HOLD_ENV} is set, but not by the parent test that spawned this holder"
+        );
+        let server = RedisServer::start().await.unwrap();
+        println!("REDIS_PID {}", server.pid());
+        std::future::pending::<()>().await;
+        unreachable!("the holder waits until it is killed");
+    }
     use tokio::io::AsyncBufReadExt as _;
     let mut holder = tokio::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "hold_a_server_until_killed", "--nocapture"])
-        .env(HOLD_ENV, "1")
+        .args([
+            "--exact",
+            "no_process_survives_a_killed_test_process",
+            "--nocapture",
+        ])
+        .env(HOLD_ENV, std::process::id().to_string())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)

@@ -483,7 +483,7 @@ impl IdentityProvider for ManagedIdentityCredential {
 /// Azure Arc and user-assigned identities: fail closed unless the answer names the identity asked for, in the
 /// response body (`client_id`, `object_id`, `msi_res_id`) or in the token's claims (`appid`/`azp`, `oid`,
 /// `xms_mirid`).
-fn check_arc_echo(body: &[u8], id: &UserAssignedId) -> Result<(), Error> {
+pub(crate) fn check_arc_echo(body: &[u8], id: &UserAssignedId) -> Result<(), Error> {
     let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     let claims = value
         .get("access_token")

@@ -1,7 +1,7 @@
 //! The Azure CLI and Azure Developer CLI credentials, run against fake `az` / `azd` scripts that print each real
 //! output shape with a token the emulator minted: exact command lines, both `expires_on` forms, local-time
 //! `expiresOn` (with a fake `date +%z`, and without one), not installed, not logged in, AADSTS failures, the
-//! timeout (the process is killed), and garbage output.
+//! timeout (the process is killed, with its whole process group when it does not `exec`), and garbage output.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -245,6 +245,102 @@ async fn azure_cli_is_killed_after_its_timeout() {
     );
 }
 
+/// Whether a process runs (a zombie waiting for its parent to reap it does not).
+fn is_running(pid: &str) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())) else {
+        return false;
+    };
+    let state = stat
+        .rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next());
+    !matches!(state, Some('Z' | 'X'))
+}
+
+/// Waits (boundedly) until the process has stopped running; `false` if it still runs after 5 s.
+async fn stops(pid: &str) -> bool {
+    for _ in 0..500 {
+        if !is_running(pid) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+/// A fake `az` that, like the Debian launcher, does not `exec`: it starts a long child and waits for it.
+fn az_that_forks(tools: &FakeTools) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (launcher, grandchild) = (tools.dir().join("az.pid"), tools.dir().join("python.pid"));
+    tools.script(
+        "az",
+        &format!(
+            "/bin/sleep 300 &\necho $! > '{}'\necho $$ > '{}'\nwait",
+            grandchild.display(),
+            launcher.display()
+        ),
+    );
+    (launcher, grandchild)
+}
+
+/// Reads a pid file the fake tool writes as it starts.
+async fn pid_in(path: &std::path::Path) -> String {
+    for _ in 0..500 {
+        if let Ok(pid) = std::fs::read_to_string(path)
+            && !pid.trim().is_empty()
+        {
+            return pid.trim().to_owned();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{} was never written", path.display());
+}
+
+#[tokio::test]
+async fn a_timed_out_cli_that_does_not_exec_is_killed_with_its_whole_process_group() {
+    let tools = FakeTools::new();
+    let (launcher, grandchild) = az_that_forks(&tools);
+    let credential = AzureCliCredential::builder()
+        .search_path(tools.search_path())
+        .timeout(Duration::from_millis(700))
+        .build()
+        .unwrap();
+    let err = credential.request_token().await.unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    let (launcher, grandchild) = (pid_in(&launcher).await, pid_in(&grandchild).await);
+    assert!(
+        stops(&launcher).await,
+        "the az launcher (pid {launcher}) survived its timeout"
+    );
+    assert!(
+        stops(&grandchild).await,
+        "az's child (pid {grandchild}) survived the timeout: only the launcher was killed"
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_cli_request_kills_the_whole_process_group() {
+    let tools = FakeTools::new();
+    let (launcher, grandchild) = az_that_forks(&tools);
+    let credential = AzureCliCredential::builder()
+        .search_path(tools.search_path())
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    // The caller gives up first (as the token manager's request timeout does): the request future is dropped.
+    let request = credential.request_token();
+    let (launcher_pid, grandchild_pid) = tokio::select! {
+        _ = request => panic!("the fake az never finishes"),
+        pids = async { (pid_in(&launcher).await, pid_in(&grandchild).await) } => pids,
+    };
+    assert!(
+        stops(&grandchild_pid).await,
+        "az's child (pid {grandchild_pid}) outlived the dropped request"
+    );
+    assert!(
+        stops(&launcher_pid).await,
+        "the az launcher (pid {launcher_pid}) outlived the dropped request"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_default_timeout_is_ten_seconds_on_tokios_clock() {
     let tools = FakeTools::new();
@@ -359,4 +455,49 @@ async fn scopes_and_tenants_are_validated_before_anything_runs() {
         .build()
         .unwrap();
     assert!(custom.arguments().contains(&"api://my-app"));
+}
+
+/// A huge `expires_on` from az (or an unreadable `expiresOn` from azd) panicked in the time arithmetic; now the
+/// token's own `exp` is used.
+#[tokio::test]
+async fn absurd_cli_expiries_fall_back_on_the_tokens_exp() {
+    let (_emu, _oid, token) = user_token().await;
+    let exp = exp_of(&token);
+    let tools = FakeTools::new();
+    for expires_on in [
+        r#""18446744073709551615""#,
+        "18446744073709551615",
+        "99999999999999999999",
+        "1e300",
+        r#""99999999999999999999""#,
+    ] {
+        tools.prints(
+            "az",
+            &format!(
+                r#"{{"accessToken": "{token}", "expires_on": {expires_on}, "tokenType": "Bearer"}}"#
+            ),
+        );
+        let (_, got) = access_token(az(&tools).request_token().await.unwrap());
+        assert_eq!(got, at(exp), "{expires_on}");
+    }
+    for expires_on in [
+        r#""300000000000-01-01T00:00:00Z""#,
+        r#""2025-06-17T14:30:00+1é1""#,
+        "1e300",
+    ] {
+        tools.prints(
+            "azd",
+            &format!(r#"{{"token": "{token}", "expiresOn": {expires_on}}}"#),
+        );
+        let (_, got) = access_token(azd(&tools).request_token().await.unwrap());
+        assert_eq!(got, at(exp), "{expires_on}");
+    }
+    // Without an `exp` to fall back on, a typed error that names no part of the token.
+    tools.prints(
+        "azd",
+        r#"{"token": "opaque-TOKEN-text", "expiresOn": "300000000000-01-01T00:00:00Z"}"#,
+    );
+    let err = azd(&tools).request_token().await.unwrap_err();
+    assert!(matches!(err, Error::InvalidResponse { .. }), "{err}");
+    assert!(!err.to_string().contains("TOKEN"), "{err}");
 }

@@ -640,3 +640,113 @@ async fn service_fabric_pins_the_server_certificate_thumbprint() {
     assert_eq!(r.header("secret"), Some("[redacted]"));
     assert_eq!(r.header("accept"), Some("application/json"));
 }
+
+/// The four answers that panicked a plain `request_token()` (issue 12), and the AM/PM `expires_on` that was
+/// refused, through the whole pipeline: each gives a token whose expiry is the token's own `exp` (or the date).
+#[tokio::test(flavor = "current_thread")]
+async fn hostile_expiries_from_imds_fall_back_on_the_tokens_exp() {
+    use entraid_core::{IdentityProvider as _, IdentityProviderResponse, Token};
+    let logs = crate::common::CapturedLogs::default();
+    let _guard = tracing::subscriber::set_default(logs.clone());
+    let ctx = Ctx::start().await;
+    let system = ctx
+        .emu
+        .add_managed_identity(ManagedIdentity::system_assigned())
+        .unwrap();
+    let token = ctx
+        .emu
+        .issue_token(&system.oid, "https://redis.azure.com")
+        .unwrap();
+    let exp = crate::common::exp_of(&token);
+    let exp_at = std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(exp).unwrap());
+    let credential = imds(&ctx, None, ImdsRetryPolicy::none());
+    for (field, value) in [
+        ("expires_on", r#""2025-06-17T14:30:00+1é1""#),
+        ("expires_in", "1e300"),
+        ("expires_on", r#""99999999999999999999""#),
+        ("expires_on", r#""Sun, 06 Nov 300000000000 08:49:37 GMT""#),
+    ] {
+        ctx.emu.faults(Endpoint::Imds).push(Fault::Custom {
+            status: 200,
+            content_type: "application/json".into(),
+            body: format!(
+                r#"{{"access_token":"{token}","{field}":{value},"resource":"https://redis.azure.com","token_type":"Bearer"}}"#
+            ),
+        });
+        let response = credential.request_token().await.unwrap();
+        let IdentityProviderResponse::TokenResponse(r) = &response else {
+            panic!("expected a token response");
+        };
+        assert_eq!(r.unreadable().len(), 1, "{value}");
+        assert_eq!(r.unreadable()[0].field, field);
+        let parsed = Token::from_response(response, std::time::SystemTime::now()).unwrap();
+        assert_eq!(parsed.expires_on(), exp_at, "{value}");
+        // The DEBUG note names the field, never the value or the token.
+        let lines = logs.lines();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("could not be read") && l.contains(&format!("field={field}"))),
+            "no DEBUG note for {field}: {lines:#?}"
+        );
+        assert!(
+            !lines
+                .iter()
+                .any(|l| l.contains(&token) || l.contains("300000000000"))
+        );
+    }
+    // The 12-hour form older App Service and MSI_ENDPOINT hosts send is read, not passed over.
+    ctx.emu.faults(Endpoint::Imds).push(Fault::Custom {
+        status: 200,
+        content_type: "application/json".into(),
+        body: format!(
+            r#"{{"access_token":"{token}","expires_on":"12/01/2030 09:30:00 PM +00:00","token_type":"Bearer"}}"#
+        ),
+    });
+    match credential.request_token().await.unwrap() {
+        IdentityProviderResponse::TokenResponse(r) => {
+            assert!(r.unreadable().is_empty());
+            // 2030-12-01T21:30:00Z
+            assert_eq!(
+                r.expires_on,
+                Some(std::time::UNIX_EPOCH + Duration::from_secs(1_922_391_000))
+            );
+        }
+        other => panic!("expected a token response, got {}", other.kind()),
+    }
+}
+
+/// A 503 whose `Retry-After` HTTP date is in the year 300000000000 panicked the date parser (issue 12). Served by
+/// a one-shot raw HTTP server, since the emulator only sends `Retry-After` in seconds.
+#[tokio::test]
+async fn a_retry_after_date_beyond_9999_is_ignored() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/metadata/identity/oauth2/token",
+        listener.local_addr().unwrap()
+    );
+    let server = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut request = vec![0u8; 4096];
+        let _ = stream.read(&mut request).await.unwrap();
+        stream
+            .write_all(
+                b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: Sun, 06 Nov 300000000000 08:49:37 GMT\r\n\
+                  Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+            )
+            .await
+            .unwrap();
+    });
+    let credential = ManagedIdentityCredential::builder()
+        .env(Env::from_map::<&str, &str>([]))
+        .arc_himds_path("/nonexistent/himds")
+        .imds_endpoint(url)
+        .imds_retry_policy(ImdsRetryPolicy::none())
+        .build()
+        .unwrap();
+    let err = expect_error(&credential).await;
+    assert!(matches!(err, Error::Http { status: 503, .. }), "{err}");
+    assert_eq!(err.retry_after(), None);
+    server.await.unwrap();
+}

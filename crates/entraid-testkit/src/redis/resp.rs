@@ -159,7 +159,9 @@ pub(crate) fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
         while i < line.len() && line[i].is_ascii_whitespace() {
             i += 1;
         }
-        if i >= line.len() {
+        // A NUL ends the line, as it ends the C string redis-server's `sdssplitargs` reads (found by the
+        // property tests: the loop below stops at a NUL without moving, so it must not be reached there).
+        if i >= line.len() || line[i] == 0 {
             return Some(args);
         }
         let mut current = Vec::new();
@@ -548,5 +550,179 @@ mod tests {
             let _ = parse_reply(&partial).unwrap();
         }
         assert!(parse_reply(&Bytes::from_static(b"?x\r\n")).is_err());
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod proptests {
+    //! Property tests (in the normal suite, modest case counts): the request parser and the reply parser on
+    //! arbitrary bytes never panic and never use more bytes than they have; encoded commands and replies
+    //! round-trip, pipelined, whole or cut short. The fuzz targets in `fuzz/` run the same parsers longer.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    pub(crate) fn config() -> ProptestConfig {
+        ProptestConfig {
+            cases: 128,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    /// Any RESP2/RESP3 reply value, a few levels deep (no attributes: they are dropped on parse).
+    pub(crate) fn any_reply() -> impl Strategy<Value = RespValue> {
+        let leaf = prop_oneof![
+            "[ -~]{0,12}".prop_map(RespValue::Simple),
+            "ERR [ -~]{0,12}".prop_map(RespValue::Error),
+            any::<i64>().prop_map(RespValue::Integer),
+            prop::collection::vec(any::<u8>(), 0..24).prop_map(|b| RespValue::Bulk(b.into())),
+            Just(RespValue::Null),
+            any::<bool>().prop_map(RespValue::Boolean),
+            "-?[0-9]{1,5}\\.[0-9]{1,5}|inf|-inf|nan".prop_map(RespValue::Double),
+            "-?[0-9]{1,40}".prop_map(RespValue::BigNumber),
+            ("[a-z]{3}", prop::collection::vec(any::<u8>(), 0..16))
+                .prop_map(|(f, b)| RespValue::Verbatim(f, b.into())),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(RespValue::Array),
+                prop::collection::vec(inner.clone(), 0..4).prop_map(RespValue::Set),
+                prop::collection::vec(inner.clone(), 0..4).prop_map(RespValue::Push),
+                prop::collection::vec((inner.clone(), inner), 0..3).prop_map(RespValue::Map),
+            ]
+        })
+    }
+
+    /// The wire form of a reply (`null_as_bulk`: RESP2's `$-1` rather than RESP3's `_`).
+    pub(crate) fn encode_reply(value: &RespValue, null_as_bulk: bool, out: &mut Vec<u8>) {
+        let line = |out: &mut Vec<u8>, kind: u8, text: &[u8]| {
+            out.push(kind);
+            out.extend_from_slice(text);
+            out.extend_from_slice(b"\r\n");
+        };
+        let items = |out: &mut Vec<u8>, kind: u8, items: &[RespValue]| {
+            line(out, kind, items.len().to_string().as_bytes());
+            for item in items {
+                encode_reply(item, null_as_bulk, out);
+            }
+        };
+        match value {
+            RespValue::Simple(s) => line(out, b'+', s.as_bytes()),
+            RespValue::Error(s) => line(out, b'-', s.as_bytes()),
+            RespValue::Integer(i) => line(out, b':', i.to_string().as_bytes()),
+            RespValue::Bulk(b) => {
+                line(out, b'$', b.len().to_string().as_bytes());
+                out.extend_from_slice(b);
+                out.extend_from_slice(b"\r\n");
+            }
+            RespValue::Null if null_as_bulk => line(out, b'$', b"-1"),
+            RespValue::Null => line(out, b'_', b""),
+            RespValue::Boolean(b) => line(out, b'#', if *b { b"t" } else { b"f" }),
+            RespValue::Double(s) => line(out, b',', s.as_bytes()),
+            RespValue::BigNumber(s) => line(out, b'(', s.as_bytes()),
+            RespValue::Verbatim(format, data) => {
+                line(out, b'=', (data.len() + 4).to_string().as_bytes());
+                out.extend_from_slice(format.as_bytes());
+                out.push(b':');
+                out.extend_from_slice(data);
+                out.extend_from_slice(b"\r\n");
+            }
+            RespValue::Array(v) => items(out, b'*', v),
+            RespValue::Set(v) => items(out, b'~', v),
+            RespValue::Push(v) => items(out, b'>', v),
+            RespValue::Map(pairs) => {
+                line(out, b'%', pairs.len().to_string().as_bytes());
+                for (k, v) in pairs {
+                    encode_reply(k, null_as_bulk, out);
+                    encode_reply(v, null_as_bulk, out);
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        /// Regression: an inline request with a NUL byte looped for ever, pushing empty arguments.
+        #[test]
+        fn a_nul_ends_an_inline_line(before in "[a-z]{1,5}( [a-z]{1,5})?", after in "[a-z \x00]{0,8}") {
+            let line = format!("{before}\0{after}");
+            let expected: Vec<Vec<u8>> = before.split(' ').map(|w| w.as_bytes().to_vec()).collect();
+            prop_assert_eq!(split_args(line.as_bytes()), Some(expected.clone()));
+            let (request, used) = parse_request(&Bytes::from(format!("{line}\r\n"))).unwrap().unwrap();
+            prop_assert_eq!(request.args.iter().map(|a| a.to_vec()).collect::<Vec<_>>(), expected);
+            prop_assert_eq!(used, line.len() + 2);
+        }
+
+        #[test]
+        fn requests_of_any_bytes_never_panic(data in prop::collection::vec(any::<u8>(), 0..160)) {
+            let mut buf = Bytes::from(data);
+            while let Ok(Some((_, used))) = parse_request(&buf) {
+                prop_assert!(used > 0 && used <= buf.len());
+                buf = buf.slice(used..);
+            }
+        }
+
+        /// Near-RESP input: headers with any numbers, CRs and LFs where they may or may not belong.
+        #[test]
+        fn near_resp_requests_never_panic(data in "([*$][-+]?[0-9]{0,20}\r?\n?|[a-zA-Z \"'\\\\x]{0,6}\r?\n?){0,8}") {
+            let _ = parse_request(&Bytes::from(data.clone()));
+            let _ = parse_reply(&Bytes::from(data));
+        }
+
+        /// Encoded commands round-trip, pipelined; any prefix of the stream is "incomplete", never an error.
+        #[test]
+        fn commands_round_trip_pipelined(
+            commands in prop::collection::vec(
+                prop::collection::vec(prop::collection::vec(any::<u8>(), 0..12), 1..5),
+                1..4,
+            ),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let mut wire = BytesMut::new();
+            for command in &commands {
+                encode_command(command, &mut wire);
+            }
+            let wire = wire.freeze();
+            let mut buf = wire.clone();
+            for command in &commands {
+                let (request, used) = parse_request(&buf).unwrap().unwrap();
+                prop_assert!(!request.inline);
+                prop_assert_eq!(
+                    request.args.iter().map(|a| a.to_vec()).collect::<Vec<_>>(),
+                    command.clone()
+                );
+                buf = buf.slice(used..);
+            }
+            prop_assert!(buf.is_empty());
+            // A stream cut inside the first command is incomplete.
+            let mut first = BytesMut::new();
+            encode_command(&commands[0], &mut first);
+            let cut = cut.index(first.len());
+            prop_assert_eq!(parse_request(&wire.slice(..cut)), Ok(None));
+        }
+
+        #[test]
+        fn replies_of_any_bytes_never_panic(data in prop::collection::vec(any::<u8>(), 0..160)) {
+            let mut buf = Bytes::from(data);
+            while let Ok(Some((_, used))) = parse_reply(&buf) {
+                prop_assert!(used > 0 && used <= buf.len());
+                buf = buf.slice(used..);
+            }
+        }
+
+        /// Encoded replies round-trip (RESP3 nulls, or RESP2's `$-1`), and any prefix is incomplete.
+        #[test]
+        fn replies_round_trip(value in any_reply(), resp2_null in any::<bool>(), cut in any::<prop::sample::Index>()) {
+            let mut wire = Vec::new();
+            encode_reply(&value, resp2_null, &mut wire);
+            let wire = Bytes::from(wire);
+            let (parsed, used) = parse_reply(&wire).unwrap().unwrap();
+            prop_assert_eq!(parsed, value);
+            prop_assert_eq!(used, wire.len());
+            prop_assert_eq!(parse_reply(&wire.slice(..cut.index(wire.len()))), Ok(None));
+        }
     }
 }

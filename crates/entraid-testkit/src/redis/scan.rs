@@ -503,3 +503,65 @@ mod tests {
         assert!(ReplyScanner::default().feed(&deep, &mut |_| {}).is_err());
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    //! Property tests (in the normal suite, modest case counts): on arbitrary bytes the scanner never panics and
+    //! finds the same frames however the stream is split; on a stream of encoded replies it reports one frame per
+    //! reply, of the reply's type, in order, and ends at a boundary.
+
+    use proptest::prelude::*;
+
+    use super::super::resp::proptests::{any_reply, config, encode_reply};
+    use super::*;
+
+    fn frames(wire: &[u8], piece: usize) -> (Vec<Frame>, bool) {
+        let mut scanner = ReplyScanner::default();
+        let mut found = Vec::new();
+        for chunk in wire.chunks(piece.max(1)) {
+            if scanner.feed(chunk, &mut |f| found.push(*f)).is_err() {
+                return (found, true);
+            }
+        }
+        (found, false)
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn any_bytes_scan_the_same_however_split(data in prop::collection::vec(any::<u8>(), 0..200), piece in 1usize..17) {
+            prop_assert_eq!(frames(&data, data.len()), frames(&data, piece));
+        }
+
+        /// Near-RESP input (headers with any lengths, attributes, streamed markers) scans the same however split.
+        #[test]
+        fn near_resp_scans_the_same_however_split(
+            data in "([-+:$*_#,(!=%~>|][-?0-9]{0,20}\r?\n?|[a-z]{0,4}\r\n){0,10}",
+            piece in 1usize..9,
+        ) {
+            prop_assert_eq!(frames(data.as_bytes(), data.len()), frames(data.as_bytes(), piece));
+        }
+
+        #[test]
+        fn one_frame_per_reply(values in prop::collection::vec(any_reply(), 1..5), resp2_null in any::<bool>(), piece in 1usize..17) {
+            let mut wire = Vec::new();
+            let mut kinds = Vec::new();
+            for value in &values {
+                let start = wire.len();
+                encode_reply(value, resp2_null, &mut wire);
+                kinds.push(wire[start]);
+            }
+            let mut scanner = ReplyScanner::default();
+            let mut found = Vec::new();
+            for chunk in wire.chunks(piece) {
+                scanner.feed(chunk, &mut |f| found.push(*f)).unwrap();
+            }
+            prop_assert!(scanner.at_boundary());
+            prop_assert_eq!(found.iter().map(|f| f.kind).collect::<Vec<_>>(), kinds);
+            for (frame, value) in found.iter().zip(&values) {
+                prop_assert_eq!(frame.null, *value == crate::redis::RespValue::Null);
+            }
+        }
+    }
+}
