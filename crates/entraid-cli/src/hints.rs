@@ -51,6 +51,18 @@ pub(crate) const AADSTS_HINTS: &[(i64, &str)] = &[
         "the application was not found in this tenant: check AZURE_CLIENT_ID and AZURE_TENANT_ID",
     ),
     (
+        7000215,
+        "an invalid client secret was provided: use the secret's value, not its id, and check it has not expired",
+    ),
+    (
+        7000218,
+        "the request has no client secret or assertion: set AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH",
+    ),
+    (
+        70011,
+        "the scope is invalid: ask for https://redis.azure.com/.default",
+    ),
+    (
         90002,
         "the tenant was not found: check AZURE_TENANT_ID (a GUID or a verified domain)",
     ),
@@ -122,7 +134,11 @@ pub(crate) fn noperm(command: &str) -> String {
 
 /// The hint for a Redis error reply, by its code.
 pub(crate) fn for_redis_error(command: &str, reply: &str, oid: &str) -> Option<String> {
-    let code = reply.split_whitespace().next().unwrap_or_default();
+    // fred prefixes the server's error (`Unknown Error: NOPERM ...`, `Auth Error: WRONGPASS ...`).
+    let code = reply
+        .split_whitespace()
+        .find(|w| matches!(*w, "WRONGPASS" | "NOPERM"))
+        .unwrap_or_default();
     match code {
         "WRONGPASS" => Some(wrongpass(oid)),
         "NOPERM" => Some(noperm(command)),

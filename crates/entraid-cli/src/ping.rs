@@ -94,6 +94,10 @@ pub(crate) async fn run(args: PingArgs) -> Exit {
         return fail(&args, exit::NO_CREDENTIAL, "no token".to_owned(), None);
     };
     let user = token.username().to_owned();
+    let audience = token.claims().aud().map(str::to_owned);
+    let audience_ok = audience
+        .as_deref()
+        .is_some_and(|a| crate::credential::REDIS_AUDIENCES.contains(&a.trim_end_matches('/')));
     let tls = if url.tls {
         match args.tls.client_config() {
             Ok(config) => Some(TlsConfig {
@@ -135,10 +139,14 @@ pub(crate) async fn run(args: PingArgs) -> Exit {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => {
             let text = e.to_string();
-            let hint = hints::for_redis_error("AUTH", &text, &user).or_else(|| {
-                text.contains("NOPERM")
-                    .then(|| hints::noperm("a command the connection needs"))
-            });
+            let hint = if audience_ok {
+                hints::for_redis_error("AUTH", &text, &user).or_else(|| {
+                    text.contains("NOPERM")
+                        .then(|| hints::noperm("a command the connection needs"))
+                })
+            } else {
+                Some(hints::wrong_audience(audience.as_deref()))
+            };
             return fail(&args, exit::REDIS_FAILED, format!("connect: {text}"), hint);
         }
         Err(_) => {

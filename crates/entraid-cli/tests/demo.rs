@@ -1,5 +1,7 @@
 //! `entraid demo` end to end: the binary runs every layer against the emulator and the enforcing gateway and
-//! reports a clean run; the unimplemented subcommands say so.
+//! reports a clean run, as text and as JSON.
+
+#![cfg(feature = "testkit")]
 
 use std::process::Command;
 
@@ -25,13 +27,36 @@ fn demo_runs_clean() {
 }
 
 #[test]
-fn planned_subcommands_say_they_are_not_implemented() {
-    for subcommand in ["token", "doctor", "ping", "emulator"] {
-        let output = Command::new(env!("CARGO_BIN_EXE_entraid"))
-            .arg(subcommand)
-            .output()
-            .unwrap();
-        assert_eq!(output.status.code(), Some(2));
-        assert!(String::from_utf8_lossy(&output.stderr).contains("not implemented yet"));
-    }
+fn demo_json_summary_and_usage_errors() {
+    let output = Command::new(env!("CARGO_BIN_EXE_entraid"))
+        .args([
+            "demo",
+            "--duration",
+            "3",
+            "--token-lifetime",
+            "2",
+            "--connections",
+            "2",
+            "--json",
+        ])
+        .output()
+        .expect("the entraid binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON object");
+    assert_eq!(json["ok"], true, "{json}");
+    assert_eq!(json["connections"], 2);
+    assert!(json["rotations"].as_u64().unwrap() >= 1, "{json}");
+    assert_eq!(json["closed_by_expiry"], 0);
+    assert_eq!(json["commands_failed"], 0);
+
+    let output = Command::new(env!("CARGO_BIN_EXE_entraid"))
+        .args(["demo", "--resp", "4"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
 }
