@@ -22,14 +22,14 @@ fn entraid(closed_port: u16) -> Command {
 }
 
 fn closed_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
+    let listener = TcpListener::bind("127.0.0.1:0").expect("test setup");
+    listener.local_addr().expect("test setup").port()
 }
 
 async fn run(mut cmd: Command) -> Output {
     tokio::task::spawn_blocking(move || cmd.output().expect("entraid runs"))
         .await
-        .unwrap()
+        .expect("test setup")
 }
 
 fn text(output: &Output) -> (String, String) {
@@ -41,10 +41,10 @@ fn text(output: &Output) -> (String, String) {
 
 /// An emulator with a system-assigned managed identity on its App Service endpoint, and the variables for it.
 async fn managed_identity() -> (Emulator, String, Vec<(String, String)>) {
-    let emulator = Emulator::start().await.unwrap();
+    let emulator = Emulator::start().await.expect("test setup");
     let identity = emulator
         .add_managed_identity(ManagedIdentity::system_assigned())
-        .unwrap();
+        .expect("test setup");
     let env = vec![
         (
             "IDENTITY_ENDPOINT".to_owned(),
@@ -60,11 +60,11 @@ async fn managed_identity() -> (Emulator, String, Vec<(String, String)>) {
 
 /// A redis-server with an ACL user `app` holding `rules`, behind a gateway that authenticates as that user.
 async fn redis_with_policy(rules: &str) -> (RedisServer, Gateway) {
-    let server = RedisServer::start().await.unwrap();
-    let mut admin = server.connect().await.unwrap();
+    let server = RedisServer::start().await.expect("test setup");
+    let mut admin = server.connect().await.expect("test setup");
     let mut command = vec!["ACL", "SETUSER", "app", "reset", "on", ">app-password"];
     command.extend(rules.split_whitespace());
-    let reply = admin.command(&command).await.unwrap();
+    let reply = admin.command(&command).await.expect("test setup");
     assert_eq!(reply, RespValue::Simple("OK".into()), "{rules}");
     let gateway = Gateway::start(
         Backend {
@@ -75,7 +75,7 @@ async fn redis_with_policy(rules: &str) -> (RedisServer, Gateway) {
         GatewayOptions::default(),
     )
     .await
-    .unwrap();
+    .expect("test setup");
     (server, gateway)
 }
 

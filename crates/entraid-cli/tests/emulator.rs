@@ -27,12 +27,12 @@ fn start(args: &[&str]) -> (Running, BTreeMap<String, String>, Vec<String>) {
         .stderr(Stdio::null())
         .spawn()
         .expect("entraid emulator starts");
-    let stdout = child.stdout.take().unwrap();
+    let stdout = child.stdout.take().expect("test setup");
     let running = Running(child);
     let mut exports = BTreeMap::new();
     let mut lines = Vec::new();
     for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
+        let line = line.expect("test setup");
         if line == "# ready" {
             return (running, exports, lines);
         }
