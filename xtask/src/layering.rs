@@ -44,6 +44,8 @@ const FRED_ALLOWED: &[&str] = &[
     "entraid-cli",
     "entraid-testkit",
     "entraid-tests",
+    // An application's view: `cargo add entraid-fred fred` (fred for its command traits).
+    "entraid-example-go-redis-entraid-twins",
 ];
 
 /// Crates that may not appear anywhere in the graph (by exact name, or by prefix when ending in `*`).
