@@ -2,7 +2,8 @@
 //! gateway) in the foreground, with the environment variables that point any client at it, in any language.
 //!
 //! Standard output carries only `export NAME=value` lines and comments, ending with `# ready`, so
-//! `eval "$(entraid emulator | sed '/# ready/q')"` works and a test can read it line by line.
+//! `entraid emulator > emulator.env` in one terminal and `. ./emulator.env` in another works, and a test can read
+//! it line by line.
 
 use std::io::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

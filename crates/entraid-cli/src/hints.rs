@@ -109,11 +109,11 @@ pub(crate) fn wrong_audience(aud: Option<&str>) -> String {
 /// The hint for a refused `AUTH`.
 pub(crate) fn wrongpass(oid: &str) -> String {
     format!(
-        "Redis refused AUTH as {oid}: in the Azure portal, on the cache, enable Microsoft Entra authentication and \
-         assign a data access policy (for example Data Contributor) to the object id {oid}; with \
-         `az redisenterprise database access-policy-assignment create` (Azure Managed Redis) or \
-         `az redis access-policy-assignment create --object-id {oid}` (Azure Cache for Redis). A new assignment \
-         takes a few minutes"
+        "Redis refused AUTH as {oid}: on the cache, enable Microsoft Entra authentication and assign a data \
+         access policy (for example Data Contributor) to the object id {oid} (portal: Data Access Configuration \
+         or Authentication; CLI: `az redis access-policy-assignment create`, or \
+         `az redisenterprise database access-policy-assignment create` for Azure Managed Redis). A new \
+         assignment takes a few minutes"
     )
 }
 
