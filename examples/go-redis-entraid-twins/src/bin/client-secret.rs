@@ -1,6 +1,9 @@
 //! go-redis-entraid's "Client Secret Authentication" example, with its `OnReAuthenticationError` hook.
 
-#![allow(clippy::print_stderr, reason = "an example program reports to its user")]
+#![allow(
+    clippy::print_stderr,
+    reason = "an example program reports to its user"
+)]
 
 use entraid_example_go_redis_entraid_twins::{BoxError, connect_and_ping, required};
 use entraid_fred::{EntraIdAuth, Secret};
