@@ -22,7 +22,7 @@ use entraid_fred::fred::types::config::{Config, ServerConfig};
 use entraid_identity::{Env, ManagedIdentityCredential};
 use entraid_manager::{RetryOptions, TokenEvent, TokenManagerOptions};
 use entraid_testkit::emulator::{Emulator, ManagedIdentity};
-use entraid_testkit::redis::RedisHarness;
+use entraid_testkit::redis::{AccessPolicy, RedisHarness};
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -49,9 +49,29 @@ pub(crate) struct Options {
     /// RESP version (2 or 3). On RESP2 the subscriber is reconnected at each rotation.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=3))]
     pub(crate) resp: u8,
+    /// The data access policy of the demo's identity: `data-owner`, `data-contributor` (Azure's usual one, which
+    /// refuses CLIENT UNBLOCK: blocked connections are reconnected instead), `data-reader` (reads only: the demo's
+    /// writes fail), `contributor-with-unblock`, or `custom:<ACL rules>`.
+    #[arg(long, value_name = "POLICY", default_value = "data-contributor", value_parser = parse_policy)]
+    pub(crate) policy: AccessPolicy,
     /// Print the summary as one JSON object (and no progress line).
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+fn parse_policy(value: &str) -> Result<AccessPolicy, String> {
+    match value {
+        "data-owner" => Ok(AccessPolicy::DataOwner),
+        "data-contributor" => Ok(AccessPolicy::DataContributor),
+        "data-reader" => Ok(AccessPolicy::DataReader),
+        "contributor-with-unblock" => Ok(AccessPolicy::data_contributor_with_unblock()),
+        other => match other.strip_prefix("custom:") {
+            Some(rules) if !rules.trim().is_empty() => Ok(AccessPolicy::Custom(rules.to_owned())),
+            _ => Err(format!(
+                "`{other}`: expected data-owner, data-contributor, data-reader, contributor-with-unblock or custom:<rules>"
+            )),
+        },
+    }
 }
 
 pub(crate) async fn run(options: Options) -> Exit {
@@ -72,9 +92,9 @@ async fn demo(options: Options) -> Result<bool, Box<dyn std::error::Error>> {
     let identity = emulator
         .add_managed_identity(ManagedIdentity::system_assigned().token_lifetime(lifetime))?;
     let harness = if options.cluster {
-        RedisHarness::cluster().await?
+        RedisHarness::cluster_with(options.policy.clone()).await?
     } else {
-        RedisHarness::standalone().await?
+        RedisHarness::standalone_with(options.policy.clone()).await?
     };
     if !quiet {
         println!(
@@ -316,6 +336,7 @@ async fn demo(options: Options) -> Result<bool, Box<dyn std::error::Error>> {
                 "rotations": rotations,
                 "tokens_issued": tokens,
                 "resp": options.resp,
+                "policy": options.policy.name(),
                 "cluster": options.cluster,
                 "connections": options.connections,
                 "commands_ok": ok,
@@ -337,6 +358,7 @@ async fn demo(options: Options) -> Result<bool, Box<dyn std::error::Error>> {
         let rows: Vec<(&str, String)> = vec![
             ("duration", format!("{:.1} s", elapsed.as_secs_f64())),
             ("rotations", rotations.to_string()),
+            ("access policy", options.policy.name().to_owned()),
             ("identity requests", tokens.to_string()),
             ("commands ok", ok.to_string()),
             ("commands failed", failed.to_string()),
@@ -442,5 +464,19 @@ mod tests {
         assert!(parse(&["--colour", "red"]).is_err());
         assert!(parse(&["--rotations", "many"]).is_err());
         assert!(parse(&["--resp", "4"]).is_err());
+        assert_eq!(
+            parse(&[]).unwrap().policy,
+            super::AccessPolicy::DataContributor
+        );
+        assert_eq!(
+            parse(&["--policy", "data-reader"]).unwrap().policy,
+            super::AccessPolicy::DataReader
+        );
+        assert_eq!(
+            parse(&["--policy", "custom:+@all"]).unwrap().policy,
+            super::AccessPolicy::Custom("+@all".into())
+        );
+        assert!(parse(&["--policy", "custom:"]).is_err());
+        assert!(parse(&["--policy", "admin"]).is_err());
     }
 }

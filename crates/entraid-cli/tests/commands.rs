@@ -1,14 +1,12 @@
 //! `entraid token`, `doctor` and `ping` as a user runs them: the built binary, a clean environment pointed at the
-//! testkit's Entra ID emulator, and redis-server behind the enforcing gateway (with ACL users standing in for Azure
-//! data access policies). Each test checks the exit status and the printed hints.
+//! testkit's Entra ID emulator, and redis-server behind the enforcing gateway (the testkit applies Azure's data
+//! access policies to each principal as ACL rules). Each test checks the exit status and the printed hints.
 
 use std::net::TcpListener;
 use std::process::{Command, Output};
 
-use entraid_core::Secret;
 use entraid_testkit::emulator::{App, Emulator, ManagedIdentity};
-use entraid_testkit::redis::gateway::{Backend, Gateway, GatewayOptions};
-use entraid_testkit::redis::{RedisServer, RespValue};
+use entraid_testkit::redis::{AccessPolicy, RedisHarness};
 
 /// The binary with an empty environment: no Azure variables, no `az`/`azd` on the search path, and IMDS
 /// pointed at a closed local port (never the real 169.254.169.254).
@@ -58,31 +56,13 @@ async fn managed_identity() -> (Emulator, String, Vec<(String, String)>) {
     (emulator, identity.oid, env)
 }
 
-/// A redis-server with an ACL user `app` holding `rules`, behind a gateway that authenticates as that user.
-async fn redis_with_policy(rules: &str) -> (RedisServer, Gateway) {
-    let server = RedisServer::start().await.expect("test setup");
-    let mut admin = server.connect().await.expect("test setup");
-    let mut command = vec!["ACL", "SETUSER", "app", "reset", "on", ">app-password"];
-    command.extend(rules.split_whitespace());
-    let reply = admin.command(&command).await.expect("test setup");
-    assert_eq!(reply, RespValue::Simple("OK".into()), "{rules}");
-    let gateway = Gateway::start(
-        Backend {
-            addr: server.addr(),
-            username: "app".into(),
-            password: Secret::new("app-password"),
-        },
-        GatewayOptions::default(),
-    )
-    .await
-    .expect("test setup");
-    (server, gateway)
+/// A redis-server behind the enforcing gateway, every principal under `policy` (real ACL rules, as Azure applies
+/// its data access policies).
+async fn redis_with_policy(policy: AccessPolicy) -> RedisHarness {
+    RedisHarness::standalone_with(policy)
+        .await
+        .expect("test setup")
 }
-
-/// Azure's built-in policies as ACL rules (see docs/azure-setup.md).
-const DATA_OWNER: &str = "~* &* +@all";
-const DATA_CONTRIBUTOR: &str =
-    "~* &* +@all -@dangerous +cluster|info +cluster|nodes +cluster|slots";
 
 #[test]
 fn help_version_and_usage_errors() {
@@ -194,7 +174,7 @@ async fn a_wrong_client_secret_exits_4_with_what_to_change() {
 #[tokio::test(flavor = "multi_thread")]
 async fn doctor_reports_every_link_and_every_redis_step() {
     let (_emulator, oid, env) = managed_identity().await;
-    let (_server, gateway) = redis_with_policy(DATA_OWNER).await;
+    let gateway = redis_with_policy(AccessPolicy::DataOwner).await;
     let mut cmd = entraid(closed_port());
     cmd.args(["doctor", "--redis", &format!("redis://{}", gateway.addr())])
         .envs(env);
@@ -229,7 +209,7 @@ async fn doctor_reports_every_link_and_every_redis_step() {
 #[tokio::test(flavor = "multi_thread")]
 async fn doctor_under_a_policy_refusing_client_unblock_says_to_add_it() {
     let (_emulator, _oid, env) = managed_identity().await;
-    let (_server, gateway) = redis_with_policy(DATA_CONTRIBUTOR).await;
+    let gateway = redis_with_policy(AccessPolicy::DataContributor).await;
     let mut cmd = entraid(closed_port());
     cmd.args(["doctor", "--redis", &format!("redis://{}", gateway.addr())])
         .envs(env);
@@ -246,7 +226,7 @@ async fn doctor_under_a_policy_refusing_client_unblock_says_to_add_it() {
 #[tokio::test(flavor = "multi_thread")]
 async fn doctor_and_ping_for_a_principal_without_access_exit_5_with_noperm_hints() {
     let (_emulator, oid, env) = managed_identity().await;
-    let (_server, gateway) = redis_with_policy("-@all").await;
+    let gateway = redis_with_policy(AccessPolicy::Custom("-@all".into())).await;
     let url = format!("redis://{}", gateway.addr());
     let mut cmd = entraid(closed_port());
     cmd.args(["doctor", "--redis", &url]).envs(env.clone());
@@ -270,7 +250,7 @@ async fn doctor_and_ping_for_a_principal_without_access_exit_5_with_noperm_hints
 #[tokio::test(flavor = "multi_thread")]
 async fn a_token_for_the_wrong_audience_is_refused_with_a_scope_hint() {
     let (_emulator, _oid, env) = managed_identity().await;
-    let (_server, gateway) = redis_with_policy(DATA_OWNER).await;
+    let gateway = redis_with_policy(AccessPolicy::DataOwner).await;
     let url = format!("redis://{}", gateway.addr());
     let scope = "https://graph.microsoft.com/.default";
     let mut cmd = entraid(closed_port());
@@ -299,7 +279,7 @@ async fn a_token_for_the_wrong_audience_is_refused_with_a_scope_hint() {
 #[tokio::test(flavor = "multi_thread")]
 async fn ping_connects_through_entraid_fred_and_prints_latency_and_user() {
     let (_emulator, oid, env) = managed_identity().await;
-    let (_server, gateway) = redis_with_policy(DATA_CONTRIBUTOR).await;
+    let gateway = redis_with_policy(AccessPolicy::DataContributor).await;
     let url = format!("redis://{}", gateway.addr());
     let mut cmd = entraid(closed_port());
     cmd.args(["ping", &url, "--count", "2"]).envs(env.clone());

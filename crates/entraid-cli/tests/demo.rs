@@ -60,3 +60,55 @@ fn demo_json_summary_and_usage_errors() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[test]
+fn demo_under_data_reader_fails_and_says_so() {
+    // Data Reader refuses the demo's writes: the run must fail, not pass quietly.
+    let output = Command::new(env!("CARGO_BIN_EXE_entraid"))
+        .args([
+            "demo",
+            "--duration",
+            "2",
+            "--token-lifetime",
+            "3",
+            "--policy",
+            "data-reader",
+            "--json",
+        ])
+        .output()
+        .expect("the entraid binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn demo_with_unblock_allowed_interrupts_blocked_calls_in_place() {
+    let output = Command::new(env!("CARGO_BIN_EXE_entraid"))
+        .args([
+            "demo",
+            "--rotations",
+            "2",
+            "--token-lifetime",
+            "3",
+            "--policy",
+            "contributor-with-unblock",
+            "--json",
+        ])
+        .output()
+        .expect("the entraid binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON object");
+    assert_eq!(json["policy"], "custom");
+    assert!(json["unblocks"].as_u64().unwrap() >= 1, "{json}");
+    assert_eq!(json["closed_by_expiry"], 0);
+}
