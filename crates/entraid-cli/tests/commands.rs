@@ -6,7 +6,8 @@ use std::net::TcpListener;
 use std::process::{Command, Output};
 
 use entraid_testkit::emulator::{App, Emulator, ManagedIdentity};
-use entraid_testkit::redis::{AccessPolicy, RedisHarness};
+use entraid_testkit::redis::{AccessPolicy, HarnessOptions, RedisHarness};
+use entraid_testkit::tls::TestCa;
 
 /// The binary with an empty environment: no Azure variables, no `az`/`azd` on the search path, and IMDS
 /// pointed at a closed local port (never the real 169.254.169.254).
@@ -302,4 +303,53 @@ async fn ping_connects_through_entraid_fred_and_prints_latency_and_user() {
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(json["user"], oid.as_str());
     assert_eq!(json["pings"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_and_ping_over_tls_trust_only_what_they_are_told_to() {
+    let (_emulator, oid, env) = managed_identity().await;
+    let ca = TestCa::new().unwrap();
+    let harness = RedisHarness::start(HarnessOptions {
+        tls: Some(ca.clone()),
+        access_policy: AccessPolicy::DataOwner,
+        ..HarnessOptions::default()
+    })
+    .await
+    .unwrap();
+    let url = harness.url();
+    assert!(url.starts_with("rediss://"), "{url}");
+    let dir = std::env::temp_dir().join(format!("entraid-cli-tls-{}", harness.addr().port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca.ca_cert_pem()).unwrap();
+
+    // Without the test CA the certificate is not trusted: the TLS step fails with a hint.
+    let mut cmd = entraid(closed_port());
+    cmd.args(["doctor", "--redis", &url]).envs(env.clone());
+    let output = run(cmd).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(5), "{stdout}{stderr}");
+    assert!(stdout.contains("[FAIL] tls"), "{stdout}");
+    assert!(stdout.contains("--ca-file"), "{stdout}");
+
+    let mut cmd = entraid(closed_port());
+    cmd.args(["doctor", "--redis", &url, "--ca-file"])
+        .arg(&ca_file)
+        .envs(env.clone());
+    let output = run(cmd).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("[ ok ] tls ("), "{stdout}");
+    assert!(stdout.contains("[ ok ] CLIENT UNBLOCK"), "{stdout}");
+
+    let mut cmd = entraid(closed_port());
+    cmd.args(["ping", &url, "--json", "--ca-file"])
+        .arg(&ca_file)
+        .envs(env);
+    let output = run(cmd).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["user"], oid.as_str());
+    let _ = std::fs::remove_dir_all(&dir);
 }
