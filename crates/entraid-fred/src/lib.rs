@@ -7,7 +7,7 @@
 //! - [`EntraIdAuth::configure`] (or [`EntraIdAuth::credential_provider`]) plugs a [`EntraCredentialProvider`] into
 //!   fred's `Config`: new connections and reconnects use the current token, waiting for the first one if needed.
 //! - [`EntraIdAuth::attach`] registers a client, subscriber or pool: on every new token from the
-//!   [`TokenManager`](entraid_manager::TokenManager), `AUTH oid token` is pushed to all its live connections at
+//!   [`TokenManager`], `AUTH oid token` is pushed to all its live connections at
 //!   once. fred's interval polling is not used.
 //!
 //! ## What the application sees
