@@ -34,7 +34,7 @@ use clap::{Parser, Subcommand};
 
 /// Microsoft Entra ID authentication for Redis: get and inspect tokens, diagnose a setup, ping a cache.
 #[derive(Debug, Parser)]
-#[command(name = "entraid", version, about, after_help = exit::TABLE)]
+#[command(name = "entraid", version, after_help = exit::TABLE)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
