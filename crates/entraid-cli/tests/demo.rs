@@ -112,3 +112,28 @@ fn demo_with_unblock_allowed_interrupts_blocked_calls_in_place() {
     assert!(json["unblocks"].as_u64().unwrap() >= 1, "{json}");
     assert_eq!(json["closed_by_expiry"], 0);
 }
+
+#[test]
+fn demo_runs_on_a_cluster_and_on_resp2() {
+    for args in [
+        &["--cluster", "--rotations", "1", "--token-lifetime", "3"][..],
+        &["--resp", "2", "--rotations", "1", "--token-lifetime", "3"][..],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_entraid"))
+            .arg("demo")
+            .args(args)
+            .arg("--json")
+            .output()
+            .expect("the entraid binary runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{args:?}: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let json: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON object");
+        assert_eq!(json["ok"], true, "{args:?}: {json}");
+        assert_eq!(json["cluster"], args.contains(&"--cluster"), "{json}");
+        assert_eq!(json["closed_by_expiry"], 0, "{json}");
+    }
+}
