@@ -145,3 +145,8 @@ pub use options::{
 };
 pub use subscription::{Subscription, TokenEvent};
 pub use watch::{TokenGeneration, TokenWatch};
+
+// The README's examples are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

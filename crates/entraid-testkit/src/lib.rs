@@ -25,3 +25,8 @@ pub mod emulator;
 pub mod keys;
 pub mod redis;
 pub mod tls;
+
+// The README's examples are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
