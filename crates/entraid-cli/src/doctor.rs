@@ -438,6 +438,8 @@ async fn redis(args: &DoctorArgs, url: &RedisUrl, info: &TokenInfo, report: &mut
     let mut commands: Vec<(&str, Vec<&[u8]>, bool)> = vec![
         ("PING", vec![b"PING"], true),
         ("EXISTS (a read)", vec![b"EXISTS", b"entraid:doctor"], true),
+        // fred reads each connection's id on connect; CLIENT UNBLOCK needs it.
+        ("CLIENT ID", vec![b"CLIENT", b"ID"], false),
         ("CLIENT UNBLOCK", vec![b"CLIENT", b"UNBLOCK", b"0"], false),
     ];
     if args.cluster {
