@@ -447,7 +447,7 @@ mod tests {
         let v = check(&redis_adapter().edge("entraid-redis", "fred", true));
         assert_eq!(
             v,
-            vec!["entraid-redis must not depend on fred directly (only entraid-fred, entraid-cli, entraid-testkit, entraid-tests may)".to_owned()]
+            vec!["entraid-redis must not depend on fred directly (only entraid-fred, entraid-cli, entraid-testkit, entraid-tests, entraid-example-go-redis-entraid-twins may)".to_owned()]
         );
     }
 

@@ -14,6 +14,7 @@ pub(crate) const PUBLISHED: &[&str] = &[
     "entraid-manager",
     "entraid-testkit",
     "entraid-fred",
+    "entraid-redis",
     "entraid-cli",
 ];
 
