@@ -301,9 +301,21 @@ async fn demo(options: Options) -> Result<bool, Box<dyn std::error::Error>> {
     for task in tasks {
         task.await?;
     }
-    let _: i64 = publisher.publish("demo:events", "end").await?;
     let _: i64 = publisher.rpush("demo:queue", "end").await?;
-    tokio::time::timeout(Duration::from_secs(10), listener).await??;
+    // The end marker is published until the listener sees it: on RESP2 a message published while the subscriber
+    // re-authenticates is lost (documented), and the marker must not be.
+    let mut listener = listener;
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let _: i64 = publisher.publish("demo:events", "end").await?;
+            if let Ok(done) = tokio::time::timeout(Duration::from_millis(200), &mut listener).await
+            {
+                return done.map_err(Box::<dyn std::error::Error>::from);
+            }
+        }
+    })
+    .await;
+    ended.map_err(|_| "the subscriber never saw the end marker")??;
     tokio::time::timeout(Duration::from_secs(10), popper).await??;
 
     let gateway = harness.stats();
