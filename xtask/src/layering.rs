@@ -33,12 +33,19 @@ const LAYER_RULES: &[(&str, &[&str])] = &[
 const NO_DEFAULT_FEATURE_RULES: &[(&str, &[&str])] =
     &[("entraid-redis", &["reqwest", "hyper", "entraid-identity"])];
 
+/// Crates that are not layer-ruled but are checked with `--no-default-features` too, and what they must not reach
+/// then (what `cargo install --no-default-features`
+/// gives: the production `entraid` binary has no emulator, gateway or certificate generator).
+const NO_DEFAULT_RULES: &[(&str, &[&str])] = &[("entraid-cli", &["entraid-testkit", "rcgen"])];
+
 /// The only workspace crates that may depend on `fred` directly.
 const FRED_ALLOWED: &[&str] = &[
     "entraid-fred",
     "entraid-cli",
     "entraid-testkit",
     "entraid-tests",
+    // An application's view: `cargo add entraid-fred fred` (fred for its command traits).
+    "entraid-example-go-redis-entraid-twins",
 ];
 
 /// Crates that may not appear anywhere in the graph (by exact name, or by prefix when ending in `*`).
@@ -239,6 +246,30 @@ pub(crate) fn check_layer_with(krate: &str, features: Option<&str>, graph: &Grap
     violations
 }
 
+/// The workspace crates that have rules for a build without default features.
+pub(crate) fn no_default_ruled_crates() -> impl Iterator<Item = &'static str> {
+    NO_DEFAULT_RULES.iter().map(|(krate, _)| *krate)
+}
+
+/// The no-default-features rule of `krate`, over its `cargo tree --no-default-features`.
+pub(crate) fn check_no_default_layer(krate: &str, graph: &Graph) -> Vec<String> {
+    let Some((_, forbidden)) = NO_DEFAULT_RULES.iter().find(|(k, _)| *k == krate) else {
+        return Vec::new();
+    };
+    let reachable = graph.reachable(krate);
+    forbidden
+        .iter()
+        .filter_map(|dep| {
+            reachable.get(*dep).map(|path| {
+                format!(
+                    "{krate} without default features must not depend on {dep} (path: {})",
+                    path.join(" -> ")
+                )
+            })
+        })
+        .collect()
+}
+
 /// Every violation of the layering rules in one graph (tests build one graph for everything).
 #[cfg(test)]
 pub(crate) fn check(graph: &Graph) -> Vec<String> {
@@ -366,7 +397,7 @@ mod tests {
         );
         assert!(v.is_empty(), "{v:?}");
         let v = check(&clean().member("xtask").edge("xtask", "fred", true));
-        assert_eq!(v, vec!["xtask must not depend on fred directly (only entraid-fred, entraid-cli, entraid-testkit, entraid-tests may)".to_owned()]);
+        assert_eq!(v, vec!["xtask must not depend on fred directly (only entraid-fred, entraid-cli, entraid-testkit, entraid-tests, entraid-example-go-redis-entraid-twins may)".to_owned()]);
     }
 
     #[test]
@@ -416,7 +447,7 @@ mod tests {
         let v = check(&redis_adapter().edge("entraid-redis", "fred", true));
         assert_eq!(
             v,
-            vec!["entraid-redis must not depend on fred directly (only entraid-fred, entraid-cli, entraid-testkit, entraid-tests may)".to_owned()]
+            vec!["entraid-redis must not depend on fred directly (only entraid-fred, entraid-cli, entraid-testkit, entraid-tests, entraid-example-go-redis-entraid-twins may)".to_owned()]
         );
     }
 
@@ -477,6 +508,22 @@ mod tests {
         assert!(reachable.contains_key("tokio"));
         let graph = Graph::from_cargo_tree("entraid-core", "0entraid-core v0.1.0\n1tokio v1\n");
         assert_eq!(check_layer("entraid-core", &graph).len(), 1);
+    }
+
+    #[test]
+    fn the_cli_without_default_features_pulls_no_testkit() {
+        let clean = Graph::from_cargo_tree(
+            "entraid-cli",
+            "0entraid-cli v0.1.0\n1entraid-fred v0.1.0\n2fred v10.1.0\n1reqwest v0.13.0\n2hyper v1.0.0\n",
+        );
+        assert!(check_no_default_layer("entraid-cli", &clean).is_empty());
+        let full = Graph::from_cargo_tree(
+            "entraid-cli",
+            "0entraid-cli v0.1.0\n1entraid-testkit v0.1.0\n2rcgen v0.14.0\n",
+        );
+        let violations = check_no_default_layer("entraid-cli", &full);
+        assert_eq!(violations.len(), 2, "{violations:?}");
+        assert!(violations[0].contains("entraid-testkit"), "{violations:?}");
     }
 
     #[test]

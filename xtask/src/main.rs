@@ -4,6 +4,8 @@
 //! cargo xtask ci        fmt, clippy, tests, doc tests, docs, cargo-deny, layering: stops at the first failure
 //! cargo xtask test      the tests only (cargo-nextest when installed, else cargo test) and the doc tests
 //! cargo xtask layering  the dependency-layering check only
+//! cargo xtask package   publishability: metadata, one MSRV, `cargo package` of every published crate
+//! cargo xtask quickstart  the README's quick start, built in a fresh project depending only on entraid-fred
 //! cargo xtask demo      the end-to-end demo
 //! cargo xtask bench     the benchmarks
 //! cargo xtask fuzz      the fuzz targets (--seconds N each, --target T); not part of `ci`
@@ -18,13 +20,13 @@
 
 mod fuzz;
 mod layering;
+mod package;
 mod tidy;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-const USAGE: &str =
-    "usage: cargo xtask <ci|test|layering|demo|bench|fuzz [--seconds N] [--target T]>";
+const USAGE: &str = "usage: cargo xtask <ci|test|layering|package|quickstart|demo|bench|fuzz [--seconds N] [--target T]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -32,6 +34,8 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("test") => test(),
         Some("layering") => layering(),
+        Some("package") => package(),
+        Some("quickstart") => quickstart(),
         Some("demo") => demo(),
         Some("bench") => bench(),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
@@ -110,6 +114,8 @@ fn ci() -> Result<(), String> {
 
     deny()?;
     layering()?;
+    package()?;
+    quickstart()?;
     println!("\nxtask ci: all checks passed");
     Ok(())
 }
@@ -209,6 +215,32 @@ fn layering() -> Result<(), String> {
             violations.extend(layering::check_layer_with(krate, features, &tree));
         }
     }
+    // What `cargo install <crate> --no-default-features` builds.
+    for krate in layering::no_default_ruled_crates().filter(|k| graph.members().contains(*k)) {
+        let mut tree = cargo();
+        tree.args([
+            "tree",
+            "-p",
+            krate,
+            "-e",
+            "normal,build",
+            "--prefix",
+            "depth",
+            "--format",
+            "{p}",
+            "--no-default-features",
+        ]);
+        let output = tree.output().map_err(|e| format!("cargo tree: {e}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "cargo tree -p {krate} --no-default-features failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        let tree =
+            layering::Graph::from_cargo_tree(krate, &String::from_utf8_lossy(&output.stdout));
+        violations.extend(layering::check_no_default_layer(krate, &tree));
+    }
     violations.sort();
     violations.dedup();
     if violations.is_empty() {
@@ -223,6 +255,86 @@ fn layering() -> Result<(), String> {
         }
         Err(format!("{} layering violation(s)", violations.len()))
     }
+}
+
+fn package() -> Result<(), String> {
+    println!("\n==> package: metadata");
+    let output = cargo()
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .output()
+        .map_err(|e| format!("cargo metadata: {e}"))?;
+    if !output.status.success() {
+        return Err("cargo metadata failed".to_owned());
+    }
+    let problems = package::check_metadata(&output.stdout)?;
+    if !problems.is_empty() {
+        for p in &problems {
+            eprintln!("package: {p}");
+        }
+        return Err(format!("{} packaging problem(s)", problems.len()));
+    }
+    for krate in package::PUBLISHED {
+        let output = cargo()
+            .args(["package", "--list", "--allow-dirty", "-p", krate])
+            .output()
+            .map_err(|e| format!("cargo package --list: {e}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "cargo package --list -p {krate} failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        let missing = package::missing_files(&String::from_utf8_lossy(&output.stdout));
+        if !missing.is_empty() {
+            return Err(format!("{krate}: the package lacks {}", missing.join(", ")));
+        }
+    }
+    // All crates in one `cargo package`, so each resolves its siblings from the packages just built (none is on
+    // crates.io yet). `--no-verify`: verifying would compile all six crates again from their .crate files, a
+    // second full build of what clippy and the tests have just built from the same sources.
+    let mut all = cargo();
+    all.args(["package", "--no-verify", "--allow-dirty"]);
+    for krate in package::PUBLISHED {
+        all.args(["-p", krate]);
+    }
+    run("cargo package", all)?;
+    println!("package: ok ({} crates)", package::PUBLISHED.len());
+    Ok(())
+}
+
+fn quickstart() -> Result<(), String> {
+    let root = root();
+    let readme =
+        std::fs::read_to_string(root.join("README.md")).map_err(|e| format!("README.md: {e}"))?;
+    let code =
+        package::quick_start(&readme).ok_or("README.md: no ```rust block under ## Quick start")?;
+    let dir = std::env::temp_dir().join(format!("entraid-quickstart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("src")).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let write = |path: &Path, text: &str| {
+        std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    write(
+        &dir.join("Cargo.toml"),
+        &package::quick_start_manifest(&root),
+    )?;
+    write(&dir.join("src").join("main.rs"), &code)?;
+    // The workspace's lockfile pins the same versions, so `--offline` works from the local registry cache.
+    std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock"))
+        .map_err(|e| format!("Cargo.lock: {e}"))?;
+    let mut check = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    check
+        .current_dir(&dir)
+        .args(["check", "--offline", "--quiet"])
+        // Share the workspace's build directory: the dependencies are already built there.
+        .env("CARGO_TARGET_DIR", root.join("target"));
+    let result = run("quickstart (fresh project: entraid-fred + fred)", check);
+    let _ = std::fs::remove_dir_all(&dir);
+    result?;
+    println!(
+        "quickstart: the README's quick start builds with entraid-fred as the one entraid dependency"
+    );
+    Ok(())
 }
 
 fn demo() -> Result<(), String> {

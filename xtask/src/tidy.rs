@@ -106,4 +106,33 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn every_readme_with_rust_examples_is_compiled_as_doc_tests() {
+        let mut checked = 0;
+        for entry in fs::read_dir(root().join("crates"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let readme = entry.path().join("README.md");
+            let lib = entry.path().join("src/lib.rs");
+            let Ok(text) = fs::read_to_string(&readme) else {
+                continue;
+            };
+            if !text.contains("```rust") || !lib.exists() {
+                continue;
+            }
+            let lib_text = fs::read_to_string(&lib).unwrap();
+            assert!(
+                lib_text.contains("#[doc = include_str!(\"../README.md\")]"),
+                "{readme:?} has Rust examples but {lib:?} does not include it as doc tests"
+            );
+            checked += 1;
+        }
+        assert!(checked >= 4, "only {checked} READMEs checked");
+        // The root README's quick start is compiled by entraid-fred's doc tests.
+        let fred = fs::read_to_string(root().join("crates/entraid-fred/src/lib.rs")).unwrap();
+        assert!(fred.contains("include_str!(\"../../../README.md\")"));
+    }
 }

@@ -23,6 +23,7 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
 mod jwt;
@@ -50,3 +51,8 @@ pub const REDIS_SCOPE: &str = "https://redis.azure.com/.default";
 
 /// The resource (the scope without `/.default`), as managed identity endpoints take it.
 pub const REDIS_RESOURCE: &str = "https://redis.azure.com";
+
+// The README's examples are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

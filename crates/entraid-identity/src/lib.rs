@@ -219,3 +219,8 @@ pub use ci::{GitHubActionsCredential, GitHubActionsCredentialBuilder};
 
 #[cfg(feature = "azure-pipelines")]
 pub use ci::{AzurePipelinesCredential, AzurePipelinesCredentialBuilder};
+
+// The README's examples are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

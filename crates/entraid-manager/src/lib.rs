@@ -127,6 +127,7 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backoff;
 mod clock;
@@ -144,3 +145,8 @@ pub use options::{
 };
 pub use subscription::{Subscription, TokenEvent};
 pub use watch::{TokenGeneration, TokenWatch};
+
+// The README's examples are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

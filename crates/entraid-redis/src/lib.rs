@@ -29,6 +29,7 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod attach;
 mod auth;
@@ -45,3 +46,8 @@ pub use attach::{AttachOptions, Attachable, Attachment};
 pub use auth::EntraIdAuth;
 pub use pubsub::{Subscriber, SubscriberStats};
 pub use stats::CredentialStats;
+
+// The README's examples are compiled as doc tests (an `ignore`d block is not).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
