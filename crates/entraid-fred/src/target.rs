@@ -485,6 +485,12 @@ async fn reauth_resp2_subscriber(
     let channels = subscriber.tracked_channels();
     let patterns = subscriber.tracked_patterns();
     let shard_channels = subscriber.tracked_shard_channels();
+    if channels.is_empty() && patterns.is_empty() && shard_channels.is_empty() {
+        // Not subscribed (yet): a plain AUTH works, and nothing must be unsubscribed under the application's feet.
+        return subscriber
+            .auth(Some(username.to_owned()), password.to_owned())
+            .await;
+    }
     let work = async {
         let unsubscribed = subscriber.unsubscribe_all().await;
         let auth = match unsubscribed {
