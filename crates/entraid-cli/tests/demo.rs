@@ -88,13 +88,15 @@ fn demo_under_data_reader_fails_and_says_so() {
 
 #[test]
 fn demo_with_unblock_allowed_interrupts_blocked_calls_in_place() {
+    // 4 s tokens rotate every ~2.8 s, out of step with the demo's push every 2 s, so the BLPOP is blocked when the
+    // first rotation arrives (with 3 s tokens the rotations fell on the pushes, and no BLPOP needed interrupting).
     let output = Command::new(env!("CARGO_BIN_EXE_entraid"))
         .args([
             "demo",
             "--rotations",
             "2",
             "--token-lifetime",
-            "3",
+            "4",
             "--policy",
             "contributor-with-unblock",
             "--json",
