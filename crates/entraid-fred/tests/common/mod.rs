@@ -114,6 +114,9 @@ pub fn builder(harness: &RedisHarness, auth: &EntraIdAuth, version: RespVersion)
     // Every connection names itself after its fred client (`CLIENT SETNAME <id>`), so the gateway's records say
     // which client a closed connection belonged to.
     builder.with_connection_config(|c| c.auto_client_setname = true);
+    // Room for every message of a test's stream in fred's broadcast queue, so a listener starved by a loaded
+    // machine does not lag (a lag would look like lost messages).
+    builder.with_performance_config(|p| p.broadcast_channel_capacity = 1 << 16);
     builder
 }
 
