@@ -53,6 +53,9 @@ fn demo_json_summary_and_usage_errors() {
     assert!(json["rotations"].as_u64().unwrap() >= 1, "{json}");
     assert_eq!(json["closed_by_expiry"], 0);
     assert_eq!(json["commands_failed"], 0);
+    // A BLPOP that fred hands back after its write attempts is issued again, and no item is lost.
+    assert!(json["blocking_calls_reissued"].is_u64(), "{json}");
+    assert_eq!(json["items_pushed"], json["items_popped"], "{json}");
 
     let output = Command::new(env!("CARGO_BIN_EXE_entraid"))
         .args(["demo", "--resp", "4"])
