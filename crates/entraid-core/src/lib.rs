@@ -25,26 +25,31 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod date;
 mod error;
+mod expires_on;
 mod jwt;
 mod parser;
 mod provider;
 mod response;
 mod secret;
 mod token;
+mod token_response;
 
 #[cfg(test)]
 mod proptests;
 
 pub use error::{BoxError, EntraError, Error, is_retryable_status};
+pub use expires_on::parse_expires_on;
 pub use jwt::{Claims, JwtError, MAX_PAYLOAD_BYTES, base64url_encode, unsigned_jwt};
 pub use parser::{
     DefaultResponseParser, FnParser, ResponseParser, SharedResponseParser, parser_fn,
 };
 pub use provider::{BoxFuture, IdentityProvider, RequestHint, SharedIdentityProvider};
-pub use response::{AccessToken, IdentityProviderResponse, TokenResponse, parse_expires_on};
+pub use response::{AccessToken, IdentityProviderResponse};
 pub use secret::Secret;
 pub use token::Token;
+pub use token_response::{TokenResponse, UnreadableField};
 
 /// The scope for Azure Managed Redis, Azure Cache for Redis and Redis Enterprise, in every cloud.
 pub const REDIS_SCOPE: &str = "https://redis.azure.com/.default";

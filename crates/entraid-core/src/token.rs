@@ -39,7 +39,7 @@ impl Token {
     /// Entra ID access tokens live from minutes to about a day; an expiry further away than this (or a number
     /// too large for a time at all) is taken for a garbled value. A response whose own expiry is beyond the cap
     /// falls back on the token's `exp` claim; a token whose `exp` is beyond it too is refused.
-    pub const MAX_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
+    pub const MAX_LIFETIME: Duration = crate::token_response::MAX_LIFETIME;
 
     /// Builds a token from an identity-provider response received at `received_at` (wall-clock time).
     ///
@@ -219,7 +219,8 @@ enum Stated {
 mod tests {
     use super::*;
     use crate::jwt::unsigned_jwt;
-    use crate::response::{AccessToken, TokenResponse};
+    use crate::response::AccessToken;
+    use crate::token_response::TokenResponse;
     use serde_json::json;
 
     fn at(s: u64) -> SystemTime {
