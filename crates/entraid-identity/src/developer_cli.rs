@@ -10,9 +10,8 @@
 //!
 //! - **Azure CLI**: `az account get-access-token -o json --resource <scope without /.default> [--tenant <t>]`.
 //!   The expiry is `expires_on` (unix seconds, CLI 2.54 and later); older CLIs only give `expiresOn`, a date in
-//!   the machine's *local* time without an offset: it is converted with the local UTC offset that `date +%z`
-//!   prints (run from the same search path, without a shell; it honours `TZ`), else the token's own `exp` claim
-//!   is used. No date or time-zone crate is needed.
+//!   the machine's *local* time without an offset, so the token's own `exp` claim (exact, and the same instant)
+//!   is used instead. Nothing but the tool is run: no subprocess for the time or the time zone.
 //! - **Azure Developer CLI**: `azd auth token -o json --no-prompt --scope <scope> [--tenant-id <t>]`; `expiresOn`
 //!   is RFC 3339 in UTC.
 //!
@@ -40,9 +39,6 @@ pub const CLI_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The most output read from a developer tool: 1 MiB.
 const MAX_OUTPUT: u64 = 1024 * 1024;
-
-/// How long `date +%z` may run.
-const DATE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What a finished tool printed.
 struct Output {
@@ -157,15 +153,6 @@ impl Tool {
             code: status.code(),
         })
     }
-
-    /// The machine's local UTC offset in seconds east of UTC, from `date +%z` (which honours `TZ`).
-    async fn local_utc_offset(&self) -> Option<i64> {
-        let output = self.run("date", &["+%z"], DATE_TIMEOUT).await.ok()?;
-        if output.code != Some(0) {
-            return None;
-        }
-        parse_utc_offset(std::str::from_utf8(&output.stdout).ok()?.trim())
-    }
 }
 
 /// A running tool's process group (its own, on unix), killed with `SIGKILL` on [`ProcessGroup::kill`] or on drop
@@ -243,25 +230,6 @@ async fn read_limited<R: tokio::io::AsyncRead + Unpin>(pipe: Option<R>) -> Vec<u
         let _ = pipe.take(MAX_OUTPUT).read_to_end(&mut bytes).await;
     }
     bytes
-}
-
-/// `+0530`, `-0800`, `+05:30`, `Z` → seconds east of UTC.
-pub(crate) fn parse_utc_offset(text: &str) -> Option<i64> {
-    if text == "Z" {
-        return Some(0);
-    }
-    let sign = match text.as_bytes().first()? {
-        b'+' => 1,
-        b'-' => -1,
-        _ => return None,
-    };
-    let digits: String = text[1..].chars().filter(|c| *c != ':').collect();
-    if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let hours: i64 = digits[..2].parse().ok()?;
-    let minutes: i64 = digits[2..].parse().ok()?;
-    (hours <= 14 && minutes < 60).then_some(sign * (hours * 3600 + minutes * 60))
 }
 
 /// Checks a scope for a command line: `[A-Za-z0-9._/:-]` only, not starting with `-`.
@@ -515,9 +483,9 @@ fn classify(spec: &Spec, output: &Output) -> Error {
 /// The Azure CLI's standard output read into its expiry, as the credential does (for the fuzz targets and the
 /// property tests).
 #[cfg(all(any(test, fuzzing), feature = "azure-cli"))]
-pub(crate) fn az_output(stdout: &[u8], local_utc_offset: Option<i64>) -> Result<SystemTime, Error> {
+pub(crate) fn az_output(stdout: &[u8]) -> Result<SystemTime, Error> {
     let (parsed, token) = parse_output(&azure_cli::SPEC, stdout)?;
-    azure_cli::az_expiry(&parsed, local_utc_offset, &token)
+    azure_cli::az_expiry(&parsed, &token)
 }
 
 /// azd's standard output read into its expiry, as the credential does.
@@ -657,24 +625,15 @@ mod azure_cli {
 
         async fn get(&self) -> Result<IdentityProviderResponse, Error> {
             let (parsed, token) = self.cli.run(&self.arguments()).await?;
-            // `date +%z` runs only when the local-time `expiresOn` is what is left.
-            let offset = if unix_seconds(parsed.get("expires_on")).is_none()
-                && local_time(parsed.get("expiresOn")).is_some()
-            {
-                self.cli.tool.local_utc_offset().await
-            } else {
-                None
-            };
-            let expires_on = az_expiry(&parsed, offset, &token)?;
+            let expires_on = az_expiry(&parsed, &token)?;
             Ok(IdentityProviderResponse::access_token(token, expires_on))
         }
     }
 
-    /// The expiry in the Azure CLI's output: `expires_on` (unix seconds), else the local-time `expiresOn` moved by
-    /// the local UTC offset (when known), else the token's `exp` claim (with a DEBUG note). Works on any JSON.
+    /// The expiry in the Azure CLI's output: `expires_on` (unix seconds), else the token's `exp` claim (old CLIs'
+    /// `expiresOn` is local time without an offset; `exp` is the same instant, exactly). Works on any JSON.
     pub(super) fn az_expiry(
         parsed: &serde_json::Value,
-        local_utc_offset: Option<i64>,
         token: &Secret,
     ) -> Result<SystemTime, Error> {
         if let Some(at) = unix_seconds(parsed.get("expires_on")) {
@@ -683,30 +642,17 @@ mod azure_cli {
         if parsed.get("expires_on").is_some() {
             tracing::debug!("the Azure CLI's expires_on could not be read (or is out of range)");
         }
-        match (local_time(parsed.get("expiresOn")), local_utc_offset) {
-            (Some(local), Some(offset)) => {
-                if let Some(at) = shift(local, offset) {
-                    return Ok(at);
-                }
-                tracing::debug!("the Azure CLI's expiresOn is out of range");
-            }
-            (Some(_), None) => {
-                tracing::debug!("the local UTC offset is unknown");
-            }
-            (None, _) => {}
-        }
         let at = exp_of(token).ok_or_else(|| {
             Error::invalid_response(format!(
                 "{NAME}: the Azure CLI's output has no usable expiry (expires_on or expiresOn)"
             ))
         })?;
-        tracing::debug!("using the token's exp claim as the Azure CLI token's expiry");
+        if parsed.get("expiresOn").is_some() {
+            tracing::debug!(
+                "the Azure CLI gave only a local-time expiresOn; using the token's exp claim"
+            );
+        }
         Ok(at)
-    }
-
-    /// The Azure CLI's local-time `expiresOn`, read as if it were UTC.
-    fn local_time(value: Option<&serde_json::Value>) -> Option<SystemTime> {
-        value.and_then(|v| v.as_str()).and_then(parse_expires_on)
     }
 
     impl IdentityProvider for AzureCliCredential {
@@ -748,35 +694,12 @@ mod azure_cli {
             _ => return None,
         };
         // The same range as every other expiry: up to the end of 9999.
-        (seconds <= 253_402_300_799)
-            .then(|| UNIX_EPOCH.checked_add(Duration::from_secs(seconds)))
-            .flatten()
-    }
-
-    /// A local time read as if it were UTC, moved by the offset (seconds east of UTC) to real UTC.
-    fn shift(local_as_utc: SystemTime, offset: i64) -> Option<SystemTime> {
-        let magnitude = Duration::from_secs(offset.unsigned_abs());
-        if offset >= 0 {
-            local_as_utc.checked_sub(magnitude)
-        } else {
-            local_as_utc.checked_add(magnitude)
-        }
+        entraid_core::date::unix_time(seconds)
     }
 
     #[cfg(test)]
     mod tests {
         use super::*;
-
-        #[test]
-        fn offsets_move_local_times_to_utc() {
-            let t = UNIX_EPOCH + Duration::from_secs(1_750_170_600);
-            assert_eq!(
-                shift(t, 5 * 3600 + 1800),
-                Some(t - Duration::from_secs(19_800))
-            );
-            assert_eq!(shift(t, -8 * 3600), Some(t + Duration::from_secs(28_800)));
-            assert_eq!(shift(t, 0), Some(t));
-        }
 
         #[test]
         fn expires_on_as_number_or_string() {
@@ -988,17 +911,6 @@ mod azd {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn utc_offsets() {
-        assert_eq!(parse_utc_offset("+0000"), Some(0));
-        assert_eq!(parse_utc_offset("+0530"), Some(19_800));
-        assert_eq!(parse_utc_offset("-08:00"), Some(-28_800));
-        assert_eq!(parse_utc_offset("Z"), Some(0));
-        for bad in ["", "0530", "+53", "+2500", "+05x0", "CET"] {
-            assert_eq!(parse_utc_offset(bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn scopes_and_summaries() {

@@ -57,11 +57,10 @@ pub fn arc_echo(body: &[u8], id: &str) -> [Result<(), Error>; 3] {
     ]
 }
 
-/// The Azure CLI's standard output (with this local UTC offset, in seconds east of UTC), read into the
-/// token's expiry.
+/// The Azure CLI's standard output, read into the token's expiry.
 #[cfg(feature = "azure-cli")]
-pub fn az_output(stdout: &[u8], local_utc_offset: Option<i64>) -> Result<SystemTime, Error> {
-    crate::developer_cli::az_output(stdout, local_utc_offset)
+pub fn az_output(stdout: &[u8]) -> Result<SystemTime, Error> {
+    crate::developer_cli::az_output(stdout)
 }
 
 /// azd's standard output, read into the token's expiry.
@@ -76,10 +75,10 @@ pub fn cli_failure(stderr: &str, code: Option<i32>) -> [Error; 2] {
     crate::developer_cli::failures(stderr, code)
 }
 
-/// `date +%z`'s output, as the Azure CLI credential reads the local UTC offset.
-#[cfg(any(feature = "azure-cli", feature = "azure-developer-cli"))]
+/// A UTC offset (`+05:30`, `-0800`, `Z`), as every date reader of the workspace reads it
+/// ([`entraid_core::date::parse_utc_offset`]).
 pub fn utc_offset(text: &str) -> Option<i64> {
-    crate::developer_cli::parse_utc_offset(text)
+    entraid_core::date::parse_utc_offset(text)
 }
 
 /// An OpenID Connect discovery document.
@@ -273,7 +272,6 @@ mod tests {
             token in prop_oneof![Just(Value::from("SECRET-CLI-TOKEN")), any_value()],
             expires_on in prop::option::of(any_value()),
             expires_on_date in prop::option::of(any_value()),
-            offset in prop::option::of(-50_000i64..50_000),
         ) {
             let mut az = json!({"accessToken": token, "tokenType": "Bearer"});
             let mut azd = json!({"token": az["accessToken"].clone()});
@@ -284,7 +282,7 @@ mod tests {
                 az["expiresOn"] = v.clone();
                 azd["expiresOn"] = v;
             }
-            let az_result = az_output(az.to_string().as_bytes(), offset);
+            let az_result = az_output(az.to_string().as_bytes());
             if let (Ok(at), Some(Value::Number(n))) = (&az_result, &expires_on)
                 && let Some(seconds) = n.as_u64().filter(|s| *s <= MAX_UNIX)
             {
@@ -299,7 +297,7 @@ mod tests {
 
         #[test]
         fn cli_bytes_and_stderr_never_panic(out in bytes(160), stderr in "\\PC{0,200}", code in prop::option::of(any::<i32>())) {
-            let _ = az_output(&out, Some(0));
+            let _ = az_output(&out);
             let _ = azd_output(&out);
             for error in cli_failure(&stderr, code) {
                 let _ = error.to_string();
@@ -307,7 +305,7 @@ mod tests {
             let _ = utc_offset(&stderr);
         }
 
-        /// `date +%z` output round-trips.
+        /// UTC offsets round-trip.
         #[test]
         fn utc_offsets_round_trip(east in any::<bool>(), hours in 0i64..=14, minutes in 0i64..60, colon in any::<bool>()) {
             let sign = if east { '+' } else { '-' };

@@ -9,7 +9,7 @@
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use entraid_core::{Error, Secret, TokenResponse};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -540,57 +540,8 @@ pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Durati
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }
-    let at = parse_http_date(value)?;
+    let at = entraid_core::date::parse_http_date(value)?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
-/// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the HTTP date format.
-fn parse_http_date(text: &str) -> Option<SystemTime> {
-    let (_, rest) = text.split_once(", ")?;
-    let mut parts = rest.split(' ');
-    let day: u32 = parts.next()?.parse().ok()?;
-    let month = match parts.next()? {
-        "Jan" => 1,
-        "Feb" => 2,
-        "Mar" => 3,
-        "Apr" => 4,
-        "May" => 5,
-        "Jun" => 6,
-        "Jul" => 7,
-        "Aug" => 8,
-        "Sep" => 9,
-        "Oct" => 10,
-        "Nov" => 11,
-        "Dec" => 12,
-        _ => return None,
-    };
-    let year: i64 = parts.next()?.parse().ok()?;
-    // Before any arithmetic: a year this library can turn into a time (a `Retry-After` beyond 9999 is garbage).
-    if !(1970..=9999).contains(&year) {
-        return None;
-    }
-    let mut hms = parts.next()?.split(':');
-    let (h, m, s): (u64, u64, u64) = (
-        hms.next()?.parse().ok()?,
-        hms.next()?.parse().ok()?,
-        hms.next()?.parse().ok()?,
-    );
-    if parts.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 {
-        return None;
-    }
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (i64::from(month) + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let seconds = u64::try_from(days)
-        .ok()?
-        .checked_mul(86_400)?
-        .checked_add(h * 3600 + m * 60 + s)?;
-    UNIX_EPOCH.checked_add(Duration::from_secs(seconds))
 }
 
 /// Random bytes from the operating system.
@@ -626,6 +577,7 @@ pub(crate) fn uuid_v4() -> Result<String, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     #[test]
     fn uuids_are_v4_and_distinct() {
@@ -696,7 +648,7 @@ mod tests {
         }
         // The largest date still read is the end of 9999.
         assert_eq!(
-            parse_http_date("Fri, 31 Dec 9999 23:59:59 GMT"),
+            entraid_core::date::parse_http_date("Fri, 31 Dec 9999 23:59:59 GMT"),
             Some(UNIX_EPOCH + Duration::from_secs(253_402_300_799))
         );
         // Huge numeric values are durations, not times: kept as they are (the caller caps its waits).
@@ -709,28 +661,6 @@ mod tests {
             retry_after(&headers, now),
             Some(Duration::from_secs(u64::MAX))
         );
-    }
-
-    #[test]
-    fn http_dates() {
-        assert_eq!(
-            parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"),
-            Some(UNIX_EPOCH)
-        );
-        assert_eq!(
-            parse_http_date("Tue, 17 Jun 2025 10:30:00 GMT"),
-            Some(UNIX_EPOCH + Duration::from_secs(1_750_156_200))
-        );
-        for bad in [
-            "",
-            "17 Jun 2025",
-            "Tue, 17 Foo 2025 10:30:00 GMT",
-            "Tue, 17 Jun 2025 10:30:00 PST",
-            "Tue, 32 Jun 2025 10:30:00 GMT",
-            "Tue, 17 Jun 2025 25:30:00 GMT",
-        ] {
-            assert_eq!(parse_http_date(bad), None, "{bad}");
-        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The Azure CLI and Azure Developer CLI credentials, run against fake `az` / `azd` scripts that print each real
 //! output shape with a token the emulator minted: exact command lines, both `expires_on` forms, local-time
-//! `expiresOn` (with a fake `date +%z`, and without one), not installed, not logged in, AADSTS failures, the
+//! `expiresOn` (the token's `exp` is used; nothing else is run), not installed, not logged in, AADSTS failures, the
 //! timeout (the process is killed, with its whole process group when it does not `exec`), and garbage output.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -97,56 +97,27 @@ async fn azure_cli_current_output_with_expires_on_and_the_exact_command_line() {
     assert!(!tools.args("az").unwrap().contains(&"--tenant".to_owned()));
 }
 
+/// An old CLI gives only `expiresOn`, in the machine's local time without an offset: the token's own `exp` is the
+/// expiry, whatever the local offset, and nothing but `az` is run (a `date` on the search path is never called).
 #[tokio::test]
-async fn azure_cli_old_output_in_local_time_uses_the_local_utc_offset() {
+async fn azure_cli_old_output_in_local_time_takes_the_tokens_exp_and_runs_nothing_else() {
     let (_emu, _, token) = user_token().await;
     let exp = exp_of(&token);
     let tools = FakeTools::new();
-    // An old CLI: only `expiresOn`, in local time. The fake `date +%z` says the machine is at UTC+05:30.
-    tools.prints(
-        "az",
-        &format!(
-            r#"{{"accessToken": "{token}", "expiresOn": "{}.123456", "subscription": "s", "tenant": "t", "tokenType": "Bearer"}}"#,
-            civil(exp + 19_800, ' ')
-        ),
-    );
     tools.prints("date", "+0530");
-    let (_, expires_on) = access_token(az(&tools).request_token().await.unwrap());
-    assert_eq!(expires_on, at(exp));
-    assert_eq!(tools.args("date").unwrap(), ["+%z"]);
-    // West of UTC.
-    tools.prints(
-        "az",
-        &format!(
-            r#"{{"accessToken": "{token}", "expiresOn": "{}.000000", "tokenType": "Bearer"}}"#,
-            civil(exp - 8 * 3600, ' ')
-        ),
-    );
-    tools.prints("date", "-0800");
-    assert_eq!(
-        access_token(az(&tools).request_token().await.unwrap()).1,
-        at(exp)
-    );
-}
-
-#[tokio::test]
-async fn azure_cli_local_time_without_a_date_program_falls_back_to_the_tokens_exp() {
-    let (_emu, _, token) = user_token().await;
-    let exp = exp_of(&token);
-    let tools = FakeTools::new();
-    tools.prints(
-        "az",
-        &format!(
-            r#"{{"accessToken": "{token}", "expiresOn": "{}.000000", "tokenType": "Bearer"}}"#,
-            civil(exp + 3 * 3600, ' ')
-        ),
-    );
-    // No `date` on the search path: the local offset is unknown, the JWT's exp is used.
-    assert_eq!(
-        access_token(az(&tools).request_token().await.unwrap()).1,
-        at(exp)
-    );
-    // An opaque token without `exp` and no offset: a clear error.
+    for local_offset in [19_800, -8 * 3600, 0] {
+        tools.prints(
+            "az",
+            &format!(
+                r#"{{"accessToken": "{token}", "expiresOn": "{}.123456", "subscription": "s", "tenant": "t", "tokenType": "Bearer"}}"#,
+                civil(exp + local_offset, ' ')
+            ),
+        );
+        let (_, expires_on) = access_token(az(&tools).request_token().await.unwrap());
+        assert_eq!(expires_on, at(exp), "{local_offset}");
+    }
+    assert_eq!(tools.args("date"), None, "no subprocess for the time");
+    // An opaque token without `exp`: a clear error, without the token.
     tools.prints(
         "az",
         r#"{"accessToken": "opaque-token-VALUE", "expiresOn": "2030-01-01 00:00:00.000000", "tokenType": "Bearer"}"#,

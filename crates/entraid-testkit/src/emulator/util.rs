@@ -106,27 +106,10 @@ impl OrderedJson {
     }
 }
 
-/// Formats unix seconds as `YYYY-MM-DD HH:MM:SSZ` (the format of Entra's `timestamp`).
+/// Formats unix seconds as `YYYY-MM-DD HH:MM:SSZ` (the format of Entra's `timestamp`), by the workspace's one
+/// calendar ([`entraid_core::date`]).
 pub(crate) fn utc_timestamp(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z",
-        secs / 3600,
-        (secs % 3600) / 60,
-        secs % 60
-    )
+    entraid_core::date::format_utc(unix)
 }
 
 /// A random opaque string of `bytes` random bytes, base64url.
