@@ -1,40 +1,30 @@
-//! [`ClientCertificate`] (a certificate chain and its RSA private key, from PEM or PKCS#12/PFX) and
-//! [`ClientCertificateCredential`] (private_key_jwt: the client-credentials grant with a signed JWT assertion).
+//! [`ClientCertificate`]: a certificate chain and its RSA private key, from PEM or PKCS#12/PFX, and the client
+//! assertion it signs ([`ClientCertificate::sign_assertion`]).
 //!
-//! Signing goes through rustls's ring crypto provider; no other crypto crate is involved. The assertion header is
-//! `{"alg":"PS256","typ":"JWT","x5t#S256":...}` by default, or `{"alg":"RS256","typ":"JWT","x5t":...}` (the legacy
-//! form, for AD FS), optionally with the `x5c` chain. Claims: `aud` = the token endpoint, `iss` = `sub` = the client
-//! id, a random `jti`, `nbf` = `iat` = now, `exp` = now + 10 minutes. An assertion is reused until 60 s before it
-//! expires.
+//! Signing goes through rustls's ring crypto provider; the certificate's public key is read by x509-parser (no
+//! hand-written DER). The assertion header is `{"alg":"PS256","typ":"JWT","x5t#S256":...}` by default, or
+//! `{"alg":"RS256","typ":"JWT","x5t":...}` (the legacy form, for AD FS), optionally with the `x5c` chain. Claims:
+//! `aud` = the token endpoint, `iss` = `sub` = the client id, a random `jti`, `nbf` = `iat` = now, `exp` = now +
+//! 10 minutes. Reusing an assertion is `signed_assertion.rs`'s job; the credential is `client_certificate.rs`.
 
 use std::fmt;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use entraid_core::{
-    BoxFuture, Error, IdentityProvider, IdentityProviderResponse, Secret, TokenResponse,
-};
+use entraid_core::{Error, Secret};
 use rustls::SignatureScheme;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::SigningKey;
 use rustls_pki_types::pem::SectionKind;
 use serde_json::json;
 
-use crate::confidential::{
-    ClientAuth, CommonBuilder, ConfidentialClient, Grant, common_builder_methods,
-};
 use crate::http::uuid_v4;
-
-const NAME: &str = "ClientCertificate";
 
 /// How long a signed assertion is valid: 10 minutes.
 pub const ASSERTION_LIFETIME: Duration = Duration::from_secs(600);
-
-/// An assertion is reused until this long before it expires: 60 s.
-pub const ASSERTION_REUSE_MARGIN: Duration = Duration::from_secs(60);
 
 /// The JWS algorithm of certificate assertions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -228,14 +218,18 @@ impl ClientCertificate {
         let mut readable = 0;
         let mut non_rsa_certificate = false;
         let position = certificates.iter().position(|cert| {
-            let Some((algorithm, public_key)) = der::subject_public_key(cert) else {
-                return false;
+            let public_key = match public_key(cert) {
+                None => return false,
+                Some(PublicKey::Other) => {
+                    readable += 1;
+                    non_rsa_certificate = true;
+                    return false;
+                }
+                Some(PublicKey::Rsa(key)) => {
+                    readable += 1;
+                    key
+                }
             };
-            readable += 1;
-            if algorithm != der::RSA_ENCRYPTION {
-                non_rsa_certificate = true;
-                return false;
-            }
             ring::signature::UnparsedPublicKey::new(
                 &ring::signature::RSA_PSS_2048_8192_SHA256,
                 public_key,
@@ -340,62 +334,27 @@ impl ClientCertificate {
     }
 }
 
-mod der {
-    //! Just enough DER to find a certificate's public key (X.509 v1 or v3): no other crate needed.
+/// What a certificate's public key is, as far as matching an RSA private key goes.
+enum PublicKey<'a> {
+    /// An RSA key: the PKCS#1 `RSAPublicKey` bytes.
+    Rsa(&'a [u8]),
+    /// Any other kind of key.
+    Other,
+}
 
-    /// The `rsaEncryption` OID (1.2.840.113549.1.1.1), content bytes.
-    pub(super) const RSA_ENCRYPTION: &[u8] =
-        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
-
-    /// Reads one TLV: (tag, content, rest).
-    fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-        let (&tag, rest) = input.split_first()?;
-        let (&first, mut rest) = rest.split_first()?;
-        let len = if first < 0x80 {
-            usize::from(first)
-        } else {
-            let count = usize::from(first & 0x7f);
-            if count == 0 || count > 4 || rest.len() < count {
-                return None;
-            }
-            let (bytes, tail) = rest.split_at(count);
-            rest = tail;
-            bytes
-                .iter()
-                .fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
-        };
-        if rest.len() < len {
-            return None;
-        }
-        let (content, rest) = rest.split_at(len);
-        Some((tag, content, rest))
+/// The certificate's subject public key (X.509 v1 or v3), read by x509-parser; `None` for unreadable DER.
+fn public_key(cert: &[u8]) -> Option<PublicKey<'_>> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert).ok()?;
+    let spki = parsed.tbs_certificate.subject_pki;
+    if spki.algorithm.algorithm != x509_parser::oid_registry::OID_PKCS1_RSAENCRYPTION {
+        return Some(PublicKey::Other);
     }
-
-    fn expect(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
-        let (t, content, rest) = tlv(input)?;
-        (t == tag).then_some((content, rest))
-    }
-
-    /// The subject public key's algorithm OID and key bytes (for RSA, the PKCS#1 `RSAPublicKey`).
-    pub(super) fn subject_public_key(cert: &[u8]) -> Option<(&[u8], &[u8])> {
-        const SEQUENCE: u8 = 0x30;
-        let (certificate, _) = expect(cert, SEQUENCE)?;
-        let (mut tbs, _) = expect(certificate, SEQUENCE)?;
-        if tbs.first() == Some(&0xa0) {
-            tbs = tlv(tbs)?.2; // [0] version (absent in v1)
-        }
-        let (_, rest) = expect(tbs, 0x02)?; // serial number
-        let (_, rest) = expect(rest, SEQUENCE)?; // signature algorithm
-        let (_, rest) = expect(rest, SEQUENCE)?; // issuer
-        let (_, rest) = expect(rest, SEQUENCE)?; // validity
-        let (_, rest) = expect(rest, SEQUENCE)?; // subject
-        let (spki, _) = expect(rest, SEQUENCE)?;
-        let (algorithm, rest) = expect(spki, SEQUENCE)?;
-        let (oid, _) = expect(algorithm, 0x06)?;
-        let (bits, _) = expect(rest, 0x03)?;
-        let (&unused, key) = bits.split_first()?;
-        (unused == 0).then_some((oid, key))
-    }
+    // The BIT STRING's bytes borrow from `cert`, not from the parsed structure.
+    let key: &[u8] = match spki.subject_public_key.data {
+        std::borrow::Cow::Borrowed(key) => key,
+        std::borrow::Cow::Owned(_) => return None,
+    };
+    Some(PublicKey::Rsa(key))
 }
 
 fn digest_array<const N: usize>(
@@ -410,221 +369,6 @@ fn digest_array<const N: usize>(
 
 pub(crate) fn hex_upper(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02X}")).collect()
-}
-
-/// A signed assertion and the tokio instant after which it is no longer reused.
-struct CachedAssertion {
-    assertion: Secret,
-    reuse_until: tokio::time::Instant,
-}
-
-/// Signs assertions and reuses each one until [`ASSERTION_REUSE_MARGIN`] before it expires.
-pub(crate) struct AssertionSigner {
-    certificate: ClientCertificate,
-    algorithm: AssertionAlgorithm,
-    send_chain: bool,
-    cache: Mutex<Option<CachedAssertion>>,
-}
-
-impl fmt::Debug for AssertionSigner {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AssertionSigner")
-            .field("certificate", &self.certificate)
-            .field("algorithm", &self.algorithm)
-            .field("send_chain", &self.send_chain)
-            .finish_non_exhaustive()
-    }
-}
-
-impl AssertionSigner {
-    pub(crate) fn new(
-        certificate: ClientCertificate,
-        algorithm: AssertionAlgorithm,
-        send_chain: bool,
-    ) -> Self {
-        Self {
-            certificate,
-            algorithm,
-            send_chain,
-            cache: Mutex::new(None),
-        }
-    }
-
-    /// The current assertion: the cached one while it has more than 60 s left, else a new one. The flag says
-    /// whether it was reused.
-    pub(crate) fn assertion(
-        &self,
-        audience: &str,
-        client_id: &str,
-    ) -> Result<(Secret, bool), Error> {
-        let now = tokio::time::Instant::now();
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(cached) = cache.as_ref().filter(|c| now < c.reuse_until) {
-            return Ok((cached.assertion.clone(), true));
-        }
-        let assertion = self.certificate.sign_assertion(
-            self.algorithm,
-            self.send_chain,
-            audience,
-            client_id,
-            SystemTime::now(),
-        )?;
-        *cache = Some(CachedAssertion {
-            assertion: assertion.clone(),
-            reuse_until: now + (ASSERTION_LIFETIME - ASSERTION_REUSE_MARGIN),
-        });
-        Ok((assertion, false))
-    }
-
-    /// Forgets the cached assertion, so the next one is freshly signed.
-    pub(crate) fn forget(&self) {
-        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = None;
-    }
-
-    /// Runs a grant with a client assertion for `client`'s token endpoint. A refused reused assertion (an identity
-    /// provider that enforces unique `jti`s) is replaced by a freshly signed one, tried once.
-    pub(crate) async fn request<'g>(
-        &self,
-        client: &ConfidentialClient,
-        grant: impl Fn() -> Grant<'g>,
-    ) -> Result<TokenResponse, Error> {
-        let audience = client.resolved_token_endpoint().await?;
-        let (assertion, reused) = self.assertion(audience.as_str(), client.client_id())?;
-        match client
-            .request_grant(grant(), ClientAuth::Assertion(&assertion))
-            .await
-        {
-            Err(Error::AuthenticationFailed { .. }) if reused => {
-                tracing::debug!("a reused client assertion was refused; signing a new one");
-                self.forget();
-                let (fresh, _) = self.assertion(audience.as_str(), client.client_id())?;
-                client
-                    .request_grant(grant(), ClientAuth::Assertion(&fresh))
-                    .await
-            }
-            other => other,
-        }
-    }
-}
-
-/// A service principal authenticating with a certificate (private_key_jwt).
-///
-/// ```no_run
-/// use entraid_identity::{ClientCertificate, ClientCertificateCredential};
-///
-/// let certificate = ClientCertificate::from_file("/etc/redis-client/cert.pem", None)?;
-/// let credential = ClientCertificateCredential::builder()
-///     .tenant_id("contoso.onmicrosoft.com")
-///     .client_id("00000000-0000-0000-0000-000000000001")
-///     .certificate(certificate)
-///     .build()?;
-/// # Ok::<(), entraid_core::Error>(())
-/// ```
-#[derive(Debug)]
-pub struct ClientCertificateCredential {
-    client: ConfidentialClient,
-    signer: AssertionSigner,
-}
-
-impl ClientCertificateCredential {
-    /// A builder.
-    pub fn builder() -> ClientCertificateCredentialBuilder {
-        ClientCertificateCredentialBuilder::default()
-    }
-
-    /// The certificate.
-    pub fn certificate(&self) -> &ClientCertificate {
-        &self.signer.certificate
-    }
-}
-
-impl IdentityProvider for ClientCertificateCredential {
-    fn request_token(&self) -> BoxFuture<'_, Result<IdentityProviderResponse, Error>> {
-        Box::pin(async move {
-            let response = self
-                .signer
-                .request(&self.client, || Grant::ClientCredentials)
-                .await?;
-            Ok(response.into())
-        })
-    }
-
-    fn name(&self) -> &str {
-        NAME
-    }
-}
-
-/// The certificate settings a builder collects (the certificate, the assertion's algorithm, whether `x5c` is
-/// sent), set with [`certificate_builder_methods!`].
-#[derive(Debug, Default)]
-pub(crate) struct CertificateSettings {
-    pub(crate) certificate: Option<ClientCertificate>,
-    pub(crate) algorithm: AssertionAlgorithm,
-    pub(crate) send_chain: bool,
-}
-
-impl CertificateSettings {
-    /// The assertion signer, when a certificate was given.
-    pub(crate) fn signer(self) -> Option<AssertionSigner> {
-        let certificate = self.certificate?;
-        Some(AssertionSigner::new(
-            certificate,
-            self.algorithm,
-            self.send_chain,
-        ))
-    }
-}
-
-/// The certificate setters of a builder with a `signing: CertificateSettings` field; the literal documents
-/// `certificate`.
-macro_rules! certificate_builder_methods {
-    ($certificate:literal) => {
-        #[doc = $certificate]
-        pub fn certificate(mut self, certificate: $crate::ClientCertificate) -> Self {
-            self.signing.certificate = Some(certificate);
-            self
-        }
-
-        /// The certificate assertion's signing algorithm. Default
-        /// [`AssertionAlgorithm::Ps256`]($crate::AssertionAlgorithm::Ps256).
-        pub fn algorithm(mut self, algorithm: $crate::AssertionAlgorithm) -> Self {
-            self.signing.algorithm = algorithm;
-            self
-        }
-
-        /// Whether the certificate assertion carries the certificate chain (`x5c`), for subject-name/issuer
-        /// authentication. Default `false`.
-        pub fn send_certificate_chain(mut self, send: bool) -> Self {
-            self.signing.send_chain = send;
-            self
-        }
-    };
-}
-pub(crate) use certificate_builder_methods;
-
-/// Builds a [`ClientCertificateCredential`]. Required: tenant id (or authority), client id, certificate.
-/// Defaults: PS256 with `x5t#S256`, no `x5c` chain.
-#[derive(Debug, Default)]
-pub struct ClientCertificateCredentialBuilder {
-    pub(crate) common: CommonBuilder,
-    signing: CertificateSettings,
-}
-
-impl ClientCertificateCredentialBuilder {
-    common_builder_methods!();
-    certificate_builder_methods!("The certificate and its key. Required.");
-
-    /// Builds the credential, checking every setting.
-    pub fn build(self) -> Result<ClientCertificateCredential, Error> {
-        let signer = self
-            .signing
-            .signer()
-            .ok_or_else(|| Error::configuration(format!("{NAME}: no certificate was given")))?;
-        Ok(ClientCertificateCredential {
-            client: self.common.build(NAME)?,
-            signer,
-        })
-    }
 }
 
 #[cfg(test)]
@@ -836,13 +580,10 @@ mod tests {
         let cert = self_signed(TestKey::client_app(), "x");
         let der = CertificateDer::from_pem_slice(cert.as_bytes()).unwrap();
         for cut in [0, 1, 2, 10, 100, der.len() / 2, der.len() - 1] {
-            let _ = der::subject_public_key(&der[..cut]);
+            assert!(public_key(&der[..cut]).is_none(), "{cut}");
         }
-        assert!(der::subject_public_key(&der).is_some());
-        assert_eq!(
-            der::subject_public_key(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]),
-            None
-        );
+        assert!(matches!(public_key(&der), Some(PublicKey::Rsa(_))));
+        assert!(public_key(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]).is_none());
     }
 
     #[test]
@@ -851,31 +592,5 @@ mod tests {
         let shown = format!("{cert:?}");
         assert!(shown.contains(&cert.thumbprint_sha1()), "{shown}");
         assert!(!shown.contains("MII"), "{shown}");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn assertions_are_reused_until_60_s_before_expiry() {
-        let cert = ClientCertificate::from_pem(pem_for(TestKey::client_app()).as_bytes()).unwrap();
-        let signer = AssertionSigner::new(cert, AssertionAlgorithm::Ps256, false);
-        let (first, reused) = signer.assertion("aud", "client").unwrap();
-        assert!(!reused);
-        tokio::time::advance(Duration::from_secs(8 * 60)).await;
-        assert_eq!(
-            signer.assertion("aud", "client").unwrap(),
-            (first.clone(), true)
-        );
-        tokio::time::advance(Duration::from_secs(59)).await; // 8:59 in: 61 s left
-        assert_eq!(
-            signer.assertion("aud", "client").unwrap(),
-            (first.clone(), true)
-        );
-        tokio::time::advance(Duration::from_secs(1)).await; // 9:00 in: 60 s left
-        let (second, reused) = signer.assertion("aud", "client").unwrap();
-        assert!(!reused);
-        assert_ne!(second, first);
-        assert_eq!(signer.assertion("aud", "client").unwrap().0, second);
-        signer.forget();
-        let (third, reused) = signer.assertion("aud", "client").unwrap();
-        assert!(!reused && third != second);
     }
 }

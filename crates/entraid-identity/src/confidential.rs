@@ -9,6 +9,8 @@ use crate::authority::{Authority, AuthorityHost};
 use crate::env::Env;
 use crate::form::Form;
 use crate::http::{HttpClient, Request};
+#[cfg(feature = "client-certificate")]
+use crate::signed_assertion::AssertionSigner;
 
 /// The `client_assertion_type` of a JWT client assertion.
 pub(crate) const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -161,6 +163,31 @@ impl ConfidentialClient {
         self.request_grant(Grant::ClientCredentials, auth).await
     }
 
+    /// Runs a grant with a signed client assertion. A refused reused assertion (an identity provider that enforces
+    /// unique `jti`s) is replaced by a freshly signed one, tried once; `grant` is called again for it.
+    #[cfg(feature = "client-certificate")]
+    pub(crate) async fn request_signed<'g>(
+        &self,
+        signer: &AssertionSigner,
+        grant: impl Fn() -> Grant<'g>,
+    ) -> Result<TokenResponse, Error> {
+        let audience = self.resolved_token_endpoint().await?;
+        let (assertion, reused) = signer.assertion(audience.as_str(), &self.client_id)?;
+        match self
+            .request_grant(grant(), ClientAuth::Assertion(&assertion))
+            .await
+        {
+            Err(Error::AuthenticationFailed { .. }) if reused => {
+                tracing::debug!("a reused client assertion was refused; signing a new one");
+                signer.forget();
+                let (fresh, _) = signer.assertion(audience.as_str(), &self.client_id)?;
+                self.request_grant(grant(), ClientAuth::Assertion(&fresh))
+                    .await
+            }
+            other => other,
+        }
+    }
+
     /// Runs a grant.
     pub(crate) async fn request_grant(
         &self,
@@ -230,7 +257,7 @@ pub(crate) enum ClientCredential {
     Secret(Secret),
     /// A signed assertion (private_key_jwt).
     #[cfg(feature = "client-certificate")]
-    Certificate(crate::certificate::AssertionSigner),
+    Certificate(AssertionSigner),
 }
 
 impl ClientCredential {
@@ -249,7 +276,7 @@ impl ClientCredential {
                     .await
             }
             #[cfg(feature = "client-certificate")]
-            Self::Certificate(signer) => signer.request(client, grant).await,
+            Self::Certificate(signer) => client.request_signed(signer, grant).await,
         }
     }
 }

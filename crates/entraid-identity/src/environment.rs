@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use entraid_core::{BoxFuture, Error, IdentityProvider, IdentityProviderResponse, Secret};
 
 use crate::authority::AuthorityHost;
-use crate::certificate::{ClientCertificate, ClientCertificateCredential};
+use crate::certificate::ClientCertificate;
+use crate::client_certificate::ClientCertificateCredential;
 use crate::client_secret::ClientSecretCredential;
 use crate::confidential::{ClientAuth, CommonBuilder, ConfidentialClient, Grant};
 use crate::env::Env;

@@ -92,6 +92,12 @@ mod client_secret;
 #[cfg(feature = "client-certificate")]
 mod certificate;
 
+#[cfg(feature = "client-certificate")]
+mod signed_assertion;
+
+#[cfg(feature = "client-certificate")]
+mod client_certificate;
+
 #[cfg(feature = "managed-identity")]
 mod managed_identity;
 
@@ -160,10 +166,13 @@ pub use environment::{
 };
 
 #[cfg(feature = "client-certificate")]
-pub use certificate::{
-    ASSERTION_LIFETIME, ASSERTION_REUSE_MARGIN, AssertionAlgorithm, ClientCertificate,
-    ClientCertificateCredential, ClientCertificateCredentialBuilder,
-};
+pub use certificate::{ASSERTION_LIFETIME, AssertionAlgorithm, ClientCertificate};
+
+#[cfg(feature = "client-certificate")]
+pub use client_certificate::{ClientCertificateCredential, ClientCertificateCredentialBuilder};
+
+#[cfg(feature = "client-certificate")]
+pub use signed_assertion::ASSERTION_REUSE_MARGIN;
 
 #[cfg(feature = "chain")]
 pub use chain::{ChainedCredential, ChainedCredentialBuilder};

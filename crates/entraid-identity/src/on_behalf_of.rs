@@ -7,11 +7,11 @@
 
 use entraid_core::{BoxFuture, Error, IdentityProvider, IdentityProviderResponse, Secret};
 
-use crate::certificate::{CertificateSettings, certificate_builder_methods};
 use crate::confidential::{
     ClientCredential, ClientKind, CommonBuilder, ConfidentialClient, Grant, common_builder_methods,
 };
 use crate::refresh::RefreshTokens;
+use crate::signed_assertion::{CertificateSettings, certificate_builder_methods};
 
 const NAME: &str = "OnBehalfOf";
 
