@@ -3,9 +3,9 @@
 
 use hyper::Method;
 
+use super::http::{Req, Resp};
+use super::mint::{Subject, mint};
 use super::registry::{MiRecord, PrincipalKind};
-use super::server::{Req, Resp};
-use super::token::{Subject, mint};
 use super::util::{OrderedJson, random_token};
 use super::{Inner, State};
 
@@ -55,9 +55,9 @@ fn selector<'a>(
     resource: &str,
 ) -> Result<Option<Selector<'a>>, Resp> {
     let found: Vec<Selector<'a>> = [
-        req.q(client).map(Selector::Client),
-        req.q(object).map(Selector::Object),
-        req.q(resource).map(Selector::Resource),
+        req.query_param(client).map(Selector::Client),
+        req.query_param(object).map(Selector::Object),
+        req.query_param(resource).map(Selector::Resource),
     ]
     .into_iter()
     .flatten()
@@ -146,7 +146,7 @@ fn require_metadata(req: &Req) -> Result<(), Resp> {
 }
 
 fn require_api_version(req: &Req, version: &str) -> Result<(), Resp> {
-    match req.q("api-version") {
+    match req.query_param("api-version") {
         Some(v) if v == version => Ok(()),
         Some(v) => Err(Resp::simple_error(
             400,
@@ -177,7 +177,7 @@ pub(crate) fn imds(inner: &Inner, req: &Req) -> Resp {
         require_get(req)?;
         require_metadata(req)?;
         require_api_version(req, "2018-02-01")?;
-        let resource = require_resource(req.q("resource"))?;
+        let resource = require_resource(req.query_param("resource"))?;
         let sel = selector(req, "client_id", "object_id", "msi_res_id")?;
         let mut st = inner.lock();
         Ok(answer(inner, &mut st, Host::Imds, sel, resource))
@@ -197,14 +197,14 @@ pub(crate) fn app_service(inner: &Inner, req: &Req) -> Resp {
             ));
         }
         require_api_version(req, "2019-08-01")?;
-        if req.q("msi_res_id").is_some() {
+        if req.query_param("msi_res_id").is_some() {
             return Err(Resp::simple_error(
                 400,
                 "invalid_request",
                 "msi_res_id is not a parameter of App Service: use mi_res_id",
             ));
         }
-        let resource = require_resource(req.q("resource"))?;
+        let resource = require_resource(req.query_param("resource"))?;
         let sel = selector(req, "client_id", "object_id", "mi_res_id")?;
         let mut st = inner.lock();
         Ok(answer(inner, &mut st, Host::AppService, sel, resource))
@@ -218,7 +218,7 @@ pub(crate) fn arc(inner: &Inner, req: &Req) -> Resp {
         require_get(req)?;
         require_metadata(req)?;
         require_api_version(req, "2020-06-01")?;
-        let resource = require_resource(req.q("resource"))?;
+        let resource = require_resource(req.query_param("resource"))?;
         let mut st = inner.lock();
         let presented = req
             .header("authorization")
@@ -271,7 +271,7 @@ pub(crate) fn cloud_shell(inner: &Inner, req: &Req) -> Resp {
             );
         }
         require_metadata(req)?;
-        let resource = require_resource(req.f("resource"))?;
+        let resource = require_resource(req.form_param("resource"))?;
         let mut st = inner.lock();
         Ok(answer(inner, &mut st, Host::CloudShell, None, resource))
     })();
@@ -290,10 +290,10 @@ pub(crate) fn azure_ml(inner: &Inner, req: &Req) -> Resp {
             ));
         }
         require_api_version(req, "2017-09-01")?;
-        let resource = require_resource(req.q("resource"))?;
+        let resource = require_resource(req.query_param("resource"))?;
         let mut st = inner.lock();
         let sel = req
-            .q("clientid")
+            .query_param("clientid")
             .filter(|c| !c.is_empty())
             .map(Selector::Client);
         Ok(answer(inner, &mut st, Host::AzureMl, sel, resource))

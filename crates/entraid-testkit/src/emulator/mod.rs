@@ -69,13 +69,21 @@
 //! ```
 
 mod client;
+mod client_auth;
+mod discovery;
 mod faults;
+mod grant_context;
+mod grants;
+mod http;
+mod issue;
 mod log;
 mod mi;
+mod mint;
 mod oidc;
 mod registry;
 mod server;
-mod token;
+mod token_endpoint;
+mod user_endpoints;
 mod util;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -755,8 +763,8 @@ impl Emulator {
             webpki::EndEntityCert::try_from(&parsed)
                 .map_err(|e| EmulatorError::InvalidCertificate(format!("X.509: {e}")))?;
             certificates.push(RegisteredCert {
-                x5t_s256: token::thumbprint(&ring::digest::SHA256, &der),
-                x5t: token::thumbprint(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &der),
+                x5t_s256: client_auth::thumbprint(&ring::digest::SHA256, &der),
+                x5t: client_auth::thumbprint(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &der),
                 der,
             });
         }
@@ -922,10 +930,10 @@ impl Emulator {
         lifetime: Option<Duration>,
     ) -> Result<String, EmulatorError> {
         let mut st = self.inner.lock();
-        let subject = token::Subject::find(&st, oid)
+        let subject = mint::Subject::find(&st, oid)
             .ok_or_else(|| EmulatorError::UnknownPrincipal(oid.to_owned()))?;
         let subject = match lifetime {
-            Some(lifetime) => token::Subject {
+            Some(lifetime) => mint::Subject {
                 policy: TokenPolicy {
                     lifetime,
                     ..subject.policy
@@ -935,7 +943,7 @@ impl Emulator {
             None => subject,
         };
         let now = self.inner.now_with(st.skew_secs);
-        let (jwt, _) = token::mint(&self.inner, &mut st, &subject, audience, now);
+        let (jwt, _) = mint::mint(&self.inner, &mut st, &subject, audience, now);
         Ok(jwt)
     }
 

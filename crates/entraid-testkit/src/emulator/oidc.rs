@@ -6,8 +6,8 @@ use std::time::Duration;
 use hyper::Method;
 use serde_json::json;
 
+use super::http::{Req, Resp};
 use super::registry::FEDERATED_AUDIENCE;
-use super::server::{Req, Resp};
 use super::util::OrderedJson;
 use super::{Inner, util};
 use crate::keys::{TestKey, random_uuid};
@@ -45,7 +45,9 @@ pub(crate) fn github(inner: &Inner, req: &Req) -> Resp {
     }
     let st = inner.lock();
     let now = inner.now_with(st.skew_secs);
-    let audience = req.q("audience").unwrap_or("https://github.com/octo-org");
+    let audience = req
+        .query_param("audience")
+        .unwrap_or("https://github.com/octo-org");
     let jwt = TestKey::github().sign_jwt(&json!({
         "jti": random_uuid(),
         "sub": st.github_subject,
@@ -83,7 +85,7 @@ pub(crate) fn pipelines(inner: &Inner, req: &Req) -> Resp {
             OrderedJson::new().with("message", "Access denied: missing or wrong bearer token"),
         );
     }
-    if req.q("api-version") != Some("7.1") {
+    if req.query_param("api-version") != Some("7.1") {
         return Resp::json(
             400,
             OrderedJson::new()
@@ -92,7 +94,10 @@ pub(crate) fn pipelines(inner: &Inner, req: &Req) -> Resp {
                 .with("typeKey", "VssVersionOutOfRangeException"),
         );
     }
-    let Some(connection) = req.q("serviceConnectionId").filter(|c| !c.is_empty()) else {
+    let Some(connection) = req
+        .query_param("serviceConnectionId")
+        .filter(|c| !c.is_empty())
+    else {
         return Resp::json(
             400,
             OrderedJson::new()

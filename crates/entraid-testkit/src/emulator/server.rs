@@ -10,115 +10,20 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Limited};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{CONTENT_TYPE, HeaderValue};
-use hyper::{Method, Request, Response};
+use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::faults::{Endpoint, Fault, error_name_for_status, reason_phrase};
+use super::http::{Req, Resp, RespBody};
 use super::log::{RequestRecord, logged_headers, redact_params};
 use super::util::{OrderedJson, parse_urlencoded, random_token};
-use super::{Inner, mi, oidc, token};
+use super::{Inner, discovery, mi, oidc, token_endpoint, user_endpoints};
 
 /// The largest request body the emulator reads.
 const MAX_REQUEST_BODY: usize = 1 << 20;
-
-/// A parsed request.
-pub(crate) struct Req {
-    pub(crate) method: Method,
-    pub(crate) path: String,
-    pub(crate) query: Vec<(String, String)>,
-    pub(crate) form: Vec<(String, String)>,
-    pub(crate) headers: hyper::HeaderMap,
-    pub(crate) tls: bool,
-}
-
-impl Req {
-    pub(crate) fn q(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub(crate) fn f(&self, name: &str) -> Option<&str> {
-        self.form
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub(crate) fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// The base URL of the listener the request came in on.
-    pub(crate) fn base<'a>(&self, inner: &'a Inner) -> &'a str {
-        if self.tls {
-            &inner.https_url
-        } else {
-            &inner.http_url
-        }
-    }
-}
-
-pub(crate) enum RespBody {
-    Json(OrderedJson),
-    Raw(&'static str, Bytes),
-    Empty,
-}
-
-/// A response before it goes on the wire.
-pub(crate) struct Resp {
-    pub(crate) status: u16,
-    pub(crate) headers: Vec<(String, String)>,
-    pub(crate) body: RespBody,
-}
-
-impl Resp {
-    pub(crate) fn json(status: u16, body: OrderedJson) -> Self {
-        Self {
-            status,
-            headers: Vec::new(),
-            body: RespBody::Json(body),
-        }
-    }
-
-    pub(crate) fn raw(status: u16, content_type: &'static str, body: impl Into<Bytes>) -> Self {
-        Self {
-            status,
-            headers: Vec::new(),
-            body: RespBody::Raw(content_type, body.into()),
-        }
-    }
-
-    pub(crate) fn header(mut self, name: &str, value: impl Into<String>) -> Self {
-        self.headers.push((name.to_owned(), value.into()));
-        self
-    }
-
-    /// A simple `{"error":..,"error_description":..}` body (managed-identity hosts, OIDC endpoints).
-    pub(crate) fn simple_error(status: u16, error: &str, description: &str) -> Self {
-        Self::json(
-            status,
-            OrderedJson::new()
-                .with("error", error)
-                .with("error_description", description),
-        )
-    }
-
-    fn body_bytes(&self) -> (Option<&'static str>, Bytes) {
-        match &self.body {
-            RespBody::Json(j) => (
-                Some("application/json; charset=utf-8"),
-                Bytes::from(j.to_json_string()),
-            ),
-            RespBody::Raw(ct, b) => (Some(*ct), b.clone()),
-            RespBody::Empty => (None, Bytes::new()),
-        }
-    }
-}
 
 /// The response body: whole, or cut short (a truncated-body fault).
 pub(crate) enum EmuBody {
@@ -412,11 +317,11 @@ async fn dispatch(inner: &Inner, routed: Option<(Endpoint, Option<String>)>, req
     };
     let tenant = tenant.unwrap_or_default();
     match endpoint {
-        Endpoint::Token => token::token_endpoint(inner, &tenant, req),
-        Endpoint::DeviceCode => token::devicecode_endpoint(inner, &tenant, req),
-        Endpoint::Authorize => token::authorize_endpoint(inner, &tenant, req).await,
-        Endpoint::OpenIdConfiguration => token::openid_configuration(inner, &tenant, req),
-        Endpoint::Keys => token::keys_endpoint(inner, &tenant, req),
+        Endpoint::Token => token_endpoint::token_endpoint(inner, &tenant, req),
+        Endpoint::DeviceCode => user_endpoints::devicecode_endpoint(inner, &tenant, req),
+        Endpoint::Authorize => user_endpoints::authorize_endpoint(inner, &tenant, req).await,
+        Endpoint::OpenIdConfiguration => discovery::openid_configuration(inner, &tenant, req),
+        Endpoint::Keys => discovery::keys_endpoint(inner, &tenant, req),
         Endpoint::Imds => mi::imds(inner, req),
         Endpoint::AppService => mi::app_service(inner, req),
         Endpoint::AzureArc => mi::arc(inner, req),
