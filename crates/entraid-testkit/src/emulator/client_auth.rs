@@ -5,7 +5,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 
-use super::grant_context::*;
+use super::grant_context::Ctx;
 use super::http::{Req, Resp};
 use super::registry::{AZURE_CLI_CLIENT_ID, AppRecord};
 use super::{Inner, State};

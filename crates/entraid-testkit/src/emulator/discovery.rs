@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::Inner;
-use super::grant_context::*;
+use super::grant_context::{Ctx, tenant_not_found};
 use super::http::{Req, Resp};
 use super::util::OrderedJson;
 use crate::keys::TestKey;

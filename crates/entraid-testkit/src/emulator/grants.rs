@@ -1,15 +1,17 @@
 //! The grants of the token endpoint, one function each: client credentials, password, device code, authorization
 //! code, refresh token and on-behalf-of.
 
+use std::collections::HashMap;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use super::client_auth::*;
-use super::grant_context::*;
+use super::client_auth::{Client, ClientAuth, authenticate, client_of};
+use super::grant_context::Ctx;
 use super::http::Resp;
-use super::issue::*;
-use super::mint::*;
-use super::{DeviceCodeOutcome, State};
+use super::issue::{issue_user_tokens, parse_user_scope, token_response};
+use super::mint::{Subject, audience_of, mint};
+use super::{DeviceCodeOutcome, DeviceCodeRecord, RefreshRecord, State};
 use crate::keys::{JwtVerifier, TestKey};
 
 pub(super) fn client_credentials(ctx: &Ctx<'_>, st: &mut State) -> Result<Resp, Resp> {
@@ -95,21 +97,16 @@ pub(super) fn password_grant(ctx: &Ctx<'_>, st: &mut State) -> Result<Resp, Resp
 }
 
 pub(super) fn device_code_grant(ctx: &Ctx<'_>, st: &mut State) -> Result<Resp, Resp> {
-    let (client_id, client) = client_of(ctx, st)?;
-    let auth = authenticate(ctx, st, &client, &client_id)?;
-    let code = ctx.param("device_code")?;
-    let bad_code = || {
-        ctx.invalid_grant(
-            &[70000],
+    let (client_id, auth, record) = redeem(
+        ctx,
+        st,
+        "device_code",
+        |st| &mut st.device_codes,
+        (
+            70000,
             "AADSTS70000: The provided value for the input parameter 'device_code' is not valid.",
-        )
-    };
-    let Some(record) = st.device_codes.get_mut(code) else {
-        return Err(bad_code());
-    };
-    if record.client_id != client_id || record.tenant != ctx.tenant {
-        return Err(bad_code());
-    }
+        ),
+    )?;
     if record.redeemed {
         return Err(redeemed(ctx));
     }
@@ -236,21 +233,16 @@ pub(super) fn authorization_code_grant(ctx: &Ctx<'_>, st: &mut State) -> Result<
 }
 
 pub(super) fn refresh_token_grant(ctx: &Ctx<'_>, st: &mut State) -> Result<Resp, Resp> {
-    let (client_id, client) = client_of(ctx, st)?;
-    let auth = authenticate(ctx, st, &client, &client_id)?;
-    let rt = ctx.param("refresh_token")?;
-    let invalid = || {
-        ctx.invalid_grant(
-            &[9002313],
+    let (client_id, auth, record) = redeem(
+        ctx,
+        st,
+        "refresh_token",
+        |st| &mut st.refresh_tokens,
+        (
+            9002313,
             "AADSTS9002313: Invalid request. Request is malformed or invalid.",
-        )
-    };
-    let Some(record) = st.refresh_tokens.get(rt) else {
-        return Err(invalid());
-    };
-    if record.client_id != client_id || record.tenant != ctx.tenant {
-        return Err(invalid());
-    }
+        ),
+    )?;
     if record.revoked {
         return Err(ctx.invalid_grant(
             &[50173],
@@ -334,4 +326,53 @@ pub(super) fn on_behalf_of(ctx: &Ctx<'_>, st: &mut State) -> Result<Resp, Resp> 
     Ok(issue_user_tokens(
         ctx, st, &user_key, &client_id, auth, &scope,
     ))
+}
+
+/// Who a record of an issued grant (a device code, a refresh token) was issued to.
+pub(super) trait IssuedTo {
+    /// The client it was issued to.
+    fn client_id(&self) -> &str;
+    /// The tenant it was issued in.
+    fn tenant(&self) -> &str;
+}
+
+impl IssuedTo for DeviceCodeRecord {
+    fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    fn tenant(&self) -> &str {
+        &self.tenant
+    }
+}
+
+impl IssuedTo for RefreshRecord {
+    fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    fn tenant(&self) -> &str {
+        &self.tenant
+    }
+}
+
+/// How a grant that redeems an issued record begins: the client is found and authenticated, and the record named
+/// by the form field `field` must have been issued to this client in this tenant. An unknown record and another
+/// client's (or tenant's) are the same `invalid_grant` answer, `invalid` (AADSTS code, message), as Entra's.
+fn redeem<'s, R: IssuedTo>(
+    ctx: &Ctx<'_>,
+    st: &'s mut State,
+    field: &str,
+    records: fn(&mut State) -> &mut HashMap<String, R>,
+    invalid: (i64, &str),
+) -> Result<(String, ClientAuth, &'s mut R), Resp> {
+    let (client_id, client) = client_of(ctx, st)?;
+    let auth = authenticate(ctx, st, &client, &client_id)?;
+    let key = ctx.param(field)?;
+    match records(st).get_mut(key) {
+        Some(record) if record.client_id() == client_id && record.tenant() == ctx.tenant => {
+            Ok((client_id, auth, record))
+        }
+        _ => Err(ctx.invalid_grant(&[invalid.0], invalid.1)),
+    }
 }

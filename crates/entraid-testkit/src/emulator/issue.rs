@@ -1,10 +1,10 @@
 //! The token responses the grants answer with: Entra's field order, the user flows' scopes, and the access, id
 //! and refresh tokens a user sign-in gets.
 
-use super::client_auth::*;
-use super::grant_context::*;
+use super::client_auth::ClientAuth;
+use super::grant_context::Ctx;
 use super::http::Resp;
-use super::mint::*;
+use super::mint::{Subject, audience_of, id_token, mint};
 use super::registry::TokenPolicy;
 use super::util::{OrderedJson, random_token};
 use super::{RefreshRecord, State};

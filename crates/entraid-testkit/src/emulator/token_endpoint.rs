@@ -3,8 +3,11 @@
 use hyper::Method;
 
 use super::Inner;
-use super::grant_context::*;
-use super::grants::*;
+use super::grant_context::{Ctx, tenant_not_found};
+use super::grants::{
+    authorization_code_grant, client_credentials, device_code_grant, on_behalf_of, password_grant,
+    refresh_token_grant,
+};
 use super::http::{Req, Resp};
 
 const GRANT_DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";

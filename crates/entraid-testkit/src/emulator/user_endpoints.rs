@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
-use super::client_auth::*;
-use super::grant_context::*;
+use super::client_auth::{client_of, find_client};
+use super::grant_context::{Ctx, tenant_not_found};
 use super::http::{Req, Resp, RespBody};
-use super::issue::*;
-use super::mint::*;
+use super::issue::{OIDC_SCOPES, parse_user_scope};
+use super::mint::audience_of;
 use super::util::{OrderedJson, percent_encode, random_token, random_user_code};
 use super::{AuthCodeRecord, DeviceCodeRecord, Inner};
 use crate::keys::random_uuid;
