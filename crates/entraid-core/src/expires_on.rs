@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use crate::date::{MAX_UNIX_SECONDS, digits, midnight, parse_utc_offset, unix_time};
 
-/// Parses an expiry given as unix seconds or as a date string (see [`TokenResponse::from_json`]).
+/// Parses an expiry given as unix seconds or as a date string (see [`TokenResponse::from_json`](crate::TokenResponse::from_json)).
 ///
 /// Works on any text: `None` for anything else, including times before 1970 or after 9999. Dates may carry
 /// `AM`/`PM` after the time (`12/01/2026 09:30:00 PM +00:00`, as older App Service and `MSI_ENDPOINT` hosts
