@@ -27,11 +27,11 @@ use reqwest::Url;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::confidential::{
-    ClientCredential, ClientKind, CommonBuilder, ConfidentialClient, Grant, common_builder_methods,
-};
 use crate::http::random_bytes;
-use crate::refresh::RefreshTokens;
+use crate::refresh_token::{InteractiveFlow, RefreshTokens};
+use crate::token_endpoint::{
+    ClientProfile, CommonBuilder, Grant, TokenEndpointClient, common_builder_methods,
+};
 
 const NAME: &str = "InteractiveBrowser";
 
@@ -70,7 +70,7 @@ enum Outcome {
 /// # Ok(()) }
 /// ```
 pub struct InteractiveBrowserCredential {
-    client: ConfidentialClient,
+    client: TokenEndpointClient,
     opener: Option<Arc<Opener>>,
     port: u16,
     timeout: Duration,
@@ -168,7 +168,7 @@ impl InteractiveBrowserCredential {
                     verifier: &verifier,
                     redirect_uri: &redirect_uri,
                 },
-                crate::confidential::ClientAuth::None,
+                crate::token_endpoint::ClientProof::None,
             )
             .await
     }
@@ -344,27 +344,29 @@ fn query_params(target: &str) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
+impl InteractiveBrowserCredential {
+    /// The flow as an identity provider: the person has the sign-in timeout (default 5 minutes) plus the browser
+    /// opener's 10 s.
+    fn flow(&self) -> InteractiveFlow<'_> {
+        InteractiveFlow {
+            client: &self.client,
+            tokens: &self.tokens,
+            person_time: self.timeout.saturating_add(OPENER_TIMEOUT),
+        }
+    }
+}
+
 impl IdentityProvider for InteractiveBrowserCredential {
     fn request_token(&self) -> BoxFuture<'_, Result<IdentityProviderResponse, Error>> {
-        Box::pin(
-            self.tokens
-                .acquire(&self.client, &ClientCredential::None, || self.sign_in()),
-        )
+        Box::pin(self.flow().request_token(|| self.sign_in()))
     }
 
     fn name(&self) -> &str {
         NAME
     }
 
-    /// Interactive, for up to the sign-in timeout (default 5 minutes) plus the browser opener's 10 s and four
-    /// HTTP request timeouts (the refresh-token attempt, discovery, the code redemption, and one to spare).
     fn request_hint(&self) -> RequestHint {
-        let http = self.client.http().timeout();
-        RequestHint::interactive(
-            self.timeout
-                .saturating_add(OPENER_TIMEOUT)
-                .saturating_add(http.saturating_mul(4)),
-        )
+        self.flow().request_hint()
     }
 }
 
@@ -430,7 +432,7 @@ impl InteractiveBrowserCredentialBuilder {
     /// Builds the credential, checking every setting.
     pub fn build(self) -> Result<InteractiveBrowserCredential, Error> {
         Ok(InteractiveBrowserCredential {
-            client: self.common.build_for(NAME, ClientKind::PublicUser)?,
+            client: self.common.build_for(NAME, ClientProfile::PublicUser)?,
             opener: self.opener,
             port: self.port,
             timeout: self.timeout.unwrap_or(BROWSER_TIMEOUT),

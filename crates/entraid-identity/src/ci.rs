@@ -17,13 +17,13 @@ use std::fmt;
 use entraid_core::{BoxFuture, Error, IdentityProvider, IdentityProviderResponse, Secret};
 use reqwest::Url;
 
-use crate::assertion::{
+use crate::authority::checked_url_with_query;
+use crate::env::Env;
+use crate::federated::{
     ClientAssertionCredential, ClientAssertionCredentialBuilder, FetchAssertion, delegate_provider,
 };
-use crate::authority::checked_url_with_query;
-use crate::confidential::{CommonBuilder, common_builder_methods};
-use crate::env::Env;
 use crate::http::{HttpClient, Request, Response};
+use crate::token_endpoint::{CommonBuilder, common_builder_methods};
 
 /// The audience of federated tokens for Entra ID.
 const FEDERATED_AUDIENCE: &str = "api://AzureADTokenExchange";
@@ -137,7 +137,7 @@ fn ids_from_env(
 impl OidcEndpoint {
     /// The endpoint's URL from `var` (or the builder), checked.
     fn checked_url(credential: &'static str, url: &str, var: &str) -> Result<Url, Error> {
-        checked_url_with_query(url, var).map_err(|e| crate::confidential::prefixed(credential, e))
+        checked_url_with_query(url, var).map_err(|e| crate::token_endpoint::prefixed(credential, e))
     }
 
     /// The client-assertion credential that fetches its assertion here.

@@ -4,8 +4,8 @@
 use entraid_core::{BoxFuture, Error, IdentityProvider, IdentityProviderResponse};
 
 use crate::certificate::ClientCertificate;
-use crate::confidential::{CommonBuilder, ConfidentialClient, Grant, common_builder_methods};
 use crate::signed_assertion::{AssertionSigner, CertificateSettings, certificate_builder_methods};
+use crate::token_endpoint::{CommonBuilder, Grant, TokenEndpointClient, common_builder_methods};
 
 const NAME: &str = "ClientCertificate";
 
@@ -24,7 +24,7 @@ const NAME: &str = "ClientCertificate";
 /// ```
 #[derive(Debug)]
 pub struct ClientCertificateCredential {
-    client: ConfidentialClient,
+    client: TokenEndpointClient,
     signer: AssertionSigner,
 }
 

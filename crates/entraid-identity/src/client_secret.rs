@@ -2,7 +2,9 @@
 
 use entraid_core::{BoxFuture, Error, IdentityProvider, IdentityProviderResponse, Secret};
 
-use crate::confidential::{ClientAuth, CommonBuilder, ConfidentialClient, common_builder_methods};
+use crate::token_endpoint::{
+    ClientProof, CommonBuilder, TokenEndpointClient, common_builder_methods,
+};
 
 const NAME: &str = "ClientSecret";
 
@@ -24,7 +26,7 @@ const NAME: &str = "ClientSecret";
 /// ```
 #[derive(Debug)]
 pub struct ClientSecretCredential {
-    client: ConfidentialClient,
+    client: TokenEndpointClient,
     secret: Secret,
 }
 
@@ -53,7 +55,7 @@ impl IdentityProvider for ClientSecretCredential {
         Box::pin(async move {
             let response = self
                 .client
-                .request(ClientAuth::Secret(&self.secret))
+                .request(ClientProof::Secret(&self.secret))
                 .await?;
             Ok(response.into())
         })

@@ -21,12 +21,12 @@ use entraid_core::{
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use crate::confidential::{
-    ClientCredential, ClientKind, CommonBuilder, ConfidentialClient, Grant, common_builder_methods,
-};
 use crate::form::Form;
 use crate::http::Request;
-use crate::refresh::RefreshTokens;
+use crate::refresh_token::{InteractiveFlow, RefreshTokens};
+use crate::token_endpoint::{
+    ClientProfile, CommonBuilder, Grant, TokenEndpointClient, common_builder_methods,
+};
 
 const NAME: &str = "DeviceCode";
 
@@ -126,7 +126,7 @@ fn seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Err
 /// # let _ = credential;
 /// ```
 pub struct DeviceCodeCredential {
-    client: ConfidentialClient,
+    client: TokenEndpointClient,
     callback: Arc<Callback>,
     timeout: Duration,
     tokens: RefreshTokens,
@@ -205,7 +205,7 @@ impl DeviceCodeCredential {
                     Grant::DeviceCode {
                         device_code: &device_code,
                     },
-                    crate::confidential::ClientAuth::None,
+                    crate::token_endpoint::ClientProof::None,
                 )
                 .await;
             match result {
@@ -228,23 +228,28 @@ impl DeviceCodeCredential {
     }
 }
 
+impl DeviceCodeCredential {
+    /// The flow as an identity provider: the person has the credential's timeout (default 15 minutes).
+    fn flow(&self) -> InteractiveFlow<'_> {
+        InteractiveFlow {
+            client: &self.client,
+            tokens: &self.tokens,
+            person_time: self.timeout,
+        }
+    }
+}
+
 impl IdentityProvider for DeviceCodeCredential {
     fn request_token(&self) -> BoxFuture<'_, Result<IdentityProviderResponse, Error>> {
-        Box::pin(
-            self.tokens
-                .acquire(&self.client, &ClientCredential::None, || self.sign_in()),
-        )
+        Box::pin(self.flow().request_token(|| self.sign_in()))
     }
 
     fn name(&self) -> &str {
         NAME
     }
 
-    /// Interactive, for up to the credential's timeout (default 15 minutes) plus four HTTP request timeouts (the
-    /// refresh-token attempt, discovery, the device authorization request and the last poll).
     fn request_hint(&self) -> RequestHint {
-        let http = self.client.http().timeout();
-        RequestHint::interactive(self.timeout.saturating_add(http.saturating_mul(4)))
+        self.flow().request_hint()
     }
 }
 
@@ -287,7 +292,7 @@ impl DeviceCodeCredentialBuilder {
     /// Builds the credential, checking every setting.
     pub fn build(self) -> Result<DeviceCodeCredential, Error> {
         Ok(DeviceCodeCredential {
-            client: self.common.build_for(NAME, ClientKind::PublicUser)?,
+            client: self.common.build_for(NAME, ClientProfile::PublicUser)?,
             callback: self.callback.unwrap_or_else(|| Arc::new(print_message)),
             timeout: self.timeout.unwrap_or(DEVICE_CODE_TIMEOUT),
             tokens: RefreshTokens::default(),

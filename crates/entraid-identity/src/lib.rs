@@ -84,7 +84,7 @@ mod http;
     feature = "workload-identity",
     feature = "refresh-token"
 ))]
-mod confidential;
+mod token_endpoint;
 
 #[cfg(feature = "client-secret")]
 mod client_secret;
@@ -102,10 +102,10 @@ mod client_certificate;
 mod managed_identity;
 
 #[cfg(feature = "workload-identity")]
-mod assertion;
+mod federated;
 
 #[cfg(feature = "environment")]
-mod environment;
+mod environment_credential;
 
 #[cfg(feature = "chain")]
 mod chain;
@@ -120,7 +120,7 @@ mod developer_cli;
 mod discovery;
 
 #[cfg(feature = "refresh-token")]
-mod refresh;
+mod refresh_token;
 
 #[cfg(feature = "device-code")]
 mod device_code;
@@ -154,14 +154,14 @@ pub use managed_identity::{
 };
 
 #[cfg(feature = "workload-identity")]
-pub use assertion::{
+pub use federated::{
     ASSERTION_FILE_REREAD, AZURE_FEDERATED_TOKEN_FILE, ClientAssertionCredential,
     ClientAssertionCredentialBuilder, WorkloadIdentityCredential,
     WorkloadIdentityCredentialBuilder,
 };
 
 #[cfg(feature = "environment")]
-pub use environment::{
+pub use environment_credential::{
     EnvironmentCredential, EnvironmentCredentialBuilder, EnvironmentCredentialKind,
 };
 
@@ -201,10 +201,10 @@ pub use discovery::{OidcDiscovery, OpenIdConfiguration};
     feature = "workload-identity",
     feature = "refresh-token"
 ))]
-pub use confidential::AZURE_CLI_CLIENT_ID;
+pub use token_endpoint::AZURE_CLI_CLIENT_ID;
 
 #[cfg(feature = "refresh-token")]
-pub use refresh::{RefreshTokenCredential, RefreshTokenCredentialBuilder};
+pub use refresh_token::{RefreshTokenCredential, RefreshTokenCredentialBuilder};
 
 #[cfg(feature = "device-code")]
 pub use device_code::{

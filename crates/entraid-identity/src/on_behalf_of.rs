@@ -7,11 +7,12 @@
 
 use entraid_core::{BoxFuture, Error, IdentityProvider, IdentityProviderResponse, Secret};
 
-use crate::confidential::{
-    ClientCredential, ClientKind, CommonBuilder, ConfidentialClient, Grant, common_builder_methods,
-};
-use crate::refresh::RefreshTokens;
+use crate::refresh_token::RefreshTokens;
 use crate::signed_assertion::{CertificateSettings, certificate_builder_methods};
+use crate::token_endpoint::{
+    ClientAuthentication, ClientProfile, CommonBuilder, Grant, TokenEndpointClient,
+    common_builder_methods,
+};
 
 const NAME: &str = "OnBehalfOf";
 
@@ -32,8 +33,8 @@ const NAME: &str = "OnBehalfOf";
 /// ```
 #[derive(Debug)]
 pub struct OnBehalfOfCredential {
-    client: ConfidentialClient,
-    auth: ClientCredential,
+    client: TokenEndpointClient,
+    auth: ClientAuthentication,
     user_assertion: Secret,
     tokens: RefreshTokens,
 }
@@ -107,8 +108,8 @@ impl OnBehalfOfCredentialBuilder {
                     "{NAME}: the client secret is empty"
                 )));
             }
-            (Some(secret), None) => ClientCredential::Secret(secret),
-            (None, Some(signer)) => ClientCredential::Certificate(signer),
+            (Some(secret), None) => ClientAuthentication::Secret(secret),
+            (None, Some(signer)) => ClientAuthentication::Certificate(signer),
             (None, None) => {
                 return Err(Error::configuration(format!(
                     "{NAME}: the service must authenticate: give a client secret or a certificate"
@@ -116,7 +117,9 @@ impl OnBehalfOfCredentialBuilder {
             }
         };
         Ok(OnBehalfOfCredential {
-            client: self.common.build_for(NAME, ClientKind::ConfidentialUser)?,
+            client: self
+                .common
+                .build_for(NAME, ClientProfile::ConfidentialUser)?,
             auth,
             user_assertion,
             tokens: RefreshTokens::default(),

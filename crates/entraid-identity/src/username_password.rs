@@ -10,10 +10,11 @@
 
 use entraid_core::{BoxFuture, Error, IdentityProvider, IdentityProviderResponse, Secret};
 
-use crate::confidential::{
-    ClientCredential, ClientKind, CommonBuilder, ConfidentialClient, Grant, common_builder_methods,
+use crate::refresh_token::RefreshTokens;
+use crate::token_endpoint::{
+    ClientAuthentication, ClientProfile, CommonBuilder, Grant, TokenEndpointClient,
+    common_builder_methods,
 };
-use crate::refresh::RefreshTokens;
 
 const NAME: &str = "UsernamePassword";
 
@@ -36,7 +37,7 @@ const NAME: &str = "UsernamePassword";
 /// ```
 #[derive(Debug)]
 pub struct UsernamePasswordCredential {
-    client: ConfidentialClient,
+    client: TokenEndpointClient,
     username: String,
     password: Secret,
     tokens: RefreshTokens,
@@ -53,8 +54,8 @@ impl IdentityProvider for UsernamePasswordCredential {
     fn request_token(&self) -> BoxFuture<'_, Result<IdentityProviderResponse, Error>> {
         Box::pin(
             self.tokens
-                .acquire(&self.client, &ClientCredential::None, || {
-                    ClientCredential::None.request(&self.client, || Grant::Password {
+                .acquire(&self.client, &ClientAuthentication::None, || {
+                    ClientAuthentication::None.request(&self.client, || Grant::Password {
                         username: &self.username,
                         password: &self.password,
                     })
@@ -103,7 +104,7 @@ impl UsernamePasswordCredentialBuilder {
             .ok_or_else(|| Error::configuration(format!("{NAME}: the password is empty")))?;
         tracing::debug!("UsernamePasswordCredential: the password grant (ROPC) is deprecated");
         Ok(UsernamePasswordCredential {
-            client: self.common.build_for(NAME, ClientKind::PublicUser)?,
+            client: self.common.build_for(NAME, ClientProfile::PublicUser)?,
             username,
             password,
             tokens: RefreshTokens::default(),

@@ -27,9 +27,9 @@ pub(crate) const DEFAULT_USER_TENANT: &str = "organizations";
 /// The Azure CLI's public client id: the default client of the user flows (as in azidentity).
 pub const AZURE_CLI_CLIENT_ID: &str = "04b07795-8ddb-461a-bbee-02f9e1bf7b46";
 
-/// How the client proves who it is.
+/// What one request sends to prove who the client is (borrowed from a [`ClientAuthentication`] for one request).
 #[derive(Clone, Copy)]
-pub(crate) enum ClientAuth<'a> {
+pub(crate) enum ClientProof<'a> {
     /// `client_secret`.
     Secret(&'a Secret),
     /// `client_assertion` (a signed JWT or a federated token).
@@ -61,9 +61,10 @@ pub(crate) enum Grant<'a> {
     OnBehalfOf { assertion: &'a Secret },
 }
 
-/// A client of one authority's token endpoint, asking for one scope.
+/// A client of one authority's token endpoint, asking for one scope: confidential (client credentials,
+/// on-behalf-of) or public (the user flows), as its [`ClientProfile`] said when it was built.
 #[derive(Debug, Clone)]
-pub(crate) struct ConfidentialClient {
+pub(crate) struct TokenEndpointClient {
     credential: &'static str,
     http: HttpClient,
     authority: Authority,
@@ -74,7 +75,7 @@ pub(crate) struct ConfidentialClient {
     discovery: Option<crate::discovery::OidcDiscovery>,
 }
 
-impl ConfidentialClient {
+impl TokenEndpointClient {
     /// The authority's token endpoint.
     #[cfg(test)]
     pub(crate) fn token_endpoint(&self) -> &Url {
@@ -159,7 +160,7 @@ impl ConfidentialClient {
     }
 
     /// Runs the client-credentials grant.
-    pub(crate) async fn request(&self, auth: ClientAuth<'_>) -> Result<TokenResponse, Error> {
+    pub(crate) async fn request(&self, auth: ClientProof<'_>) -> Result<TokenResponse, Error> {
         self.request_grant(Grant::ClientCredentials, auth).await
     }
 
@@ -174,14 +175,14 @@ impl ConfidentialClient {
         let audience = self.resolved_token_endpoint().await?;
         let (assertion, reused) = signer.assertion(audience.as_str(), &self.client_id)?;
         match self
-            .request_grant(grant(), ClientAuth::Assertion(&assertion))
+            .request_grant(grant(), ClientProof::Assertion(&assertion))
             .await
         {
             Err(Error::AuthenticationFailed { .. }) if reused => {
                 tracing::debug!("a reused client assertion was refused; signing a new one");
                 signer.forget();
                 let (fresh, _) = signer.assertion(audience.as_str(), &self.client_id)?;
-                self.request_grant(grant(), ClientAuth::Assertion(&fresh))
+                self.request_grant(grant(), ClientProof::Assertion(&fresh))
                     .await
             }
             other => other,
@@ -192,7 +193,7 @@ impl ConfidentialClient {
     pub(crate) async fn request_grant(
         &self,
         grant: Grant<'_>,
-        auth: ClientAuth<'_>,
+        auth: ClientProof<'_>,
     ) -> Result<TokenResponse, Error> {
         let mut send_scope = true;
         let form = match grant {
@@ -226,11 +227,11 @@ impl ConfidentialClient {
         };
         let form = form.field("client_id", &self.client_id);
         let form = match auth {
-            ClientAuth::Secret(secret) => form.secret("client_secret", secret),
-            ClientAuth::Assertion(assertion) => form
+            ClientProof::Secret(secret) => form.secret("client_secret", secret),
+            ClientProof::Assertion(assertion) => form
                 .field("client_assertion_type", JWT_BEARER)
                 .secret("client_assertion", assertion),
-            ClientAuth::None => form,
+            ClientProof::None => form,
         };
         let form = if send_scope {
             form.field("scope", &self.scope)
@@ -248,9 +249,10 @@ impl ConfidentialClient {
     }
 }
 
-/// How a client authenticates, owned: not at all (a public client), with a secret, or with a certificate.
+/// How a client authenticates, owned by its credential: not at all (a public client), with a secret, or with a
+/// certificate (each request then gets a [`ClientProof`]).
 #[derive(Debug)]
-pub(crate) enum ClientCredential {
+pub(crate) enum ClientAuthentication {
     /// A public client.
     None,
     /// `client_secret`.
@@ -260,19 +262,19 @@ pub(crate) enum ClientCredential {
     Certificate(AssertionSigner),
 }
 
-impl ClientCredential {
+impl ClientAuthentication {
     /// Runs a grant with this client authentication. `grant` is called again when a reused certificate assertion
     /// is refused and a fresh one is tried.
     pub(crate) async fn request<'g>(
         &self,
-        client: &ConfidentialClient,
+        client: &TokenEndpointClient,
         grant: impl Fn() -> Grant<'g>,
     ) -> Result<TokenResponse, Error> {
         match self {
-            Self::None => client.request_grant(grant(), ClientAuth::None).await,
+            Self::None => client.request_grant(grant(), ClientProof::None).await,
             Self::Secret(secret) => {
                 client
-                    .request_grant(grant(), ClientAuth::Secret(secret))
+                    .request_grant(grant(), ClientProof::Secret(secret))
                     .await
             }
             #[cfg(feature = "client-certificate")]
@@ -281,9 +283,9 @@ impl ClientCredential {
     }
 }
 
-/// Which kind of client a builder makes.
+/// Which kind of client a builder makes: what it requires, what it defaults, and which scopes it sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ClientKind {
+pub(crate) enum ClientProfile {
     /// Client credentials: a real tenant and a client id are required; one `/.default` scope.
     Confidential,
     /// A confidential client in a user flow (on-behalf-of): a real tenant and a client id are required; one
@@ -358,22 +360,22 @@ impl CommonBuilder {
     }
 
     /// Builds a client-credentials client, checking every setting.
-    pub(crate) fn build(self, credential: &'static str) -> Result<ConfidentialClient, Error> {
-        self.build_for(credential, ClientKind::Confidential)
+    pub(crate) fn build(self, credential: &'static str) -> Result<TokenEndpointClient, Error> {
+        self.build_for(credential, ClientProfile::Confidential)
     }
 
     /// Builds a client of the given kind, checking every setting.
     pub(crate) fn build_for(
         self,
         credential: &'static str,
-        kind: ClientKind,
-    ) -> Result<ConfidentialClient, Error> {
+        kind: ClientProfile,
+    ) -> Result<TokenEndpointClient, Error> {
         let env = self.env();
         let tenant = match kind {
-            ClientKind::PublicUser => self
+            ClientProfile::PublicUser => self
                 .tenant_id
                 .or_else(|| Some(DEFAULT_USER_TENANT.to_owned())),
-            ClientKind::Confidential | ClientKind::ConfidentialUser => self.tenant_id,
+            ClientProfile::Confidential | ClientProfile::ConfidentialUser => self.tenant_id,
         };
         let authority = match (self.authority, tenant) {
             (Some(authority), _) => authority,
@@ -388,25 +390,25 @@ impl CommonBuilder {
                 )));
             }
         };
-        if kind != ClientKind::PublicUser {
+        if kind != ClientProfile::PublicUser {
             authority.require_real_tenant(credential)?;
         }
         let client_id = match kind {
-            ClientKind::PublicUser => self
+            ClientProfile::PublicUser => self
                 .client_id
                 .unwrap_or_else(|| AZURE_CLI_CLIENT_ID.to_owned()),
-            ClientKind::Confidential | ClientKind::ConfidentialUser => {
+            ClientProfile::Confidential | ClientProfile::ConfidentialUser => {
                 self.client_id.unwrap_or_default()
             }
         };
         check_client_id(credential, &client_id)?;
         let scope = self.scope.unwrap_or_else(|| REDIS_SCOPE.to_owned());
         let scope = match kind {
-            ClientKind::Confidential => {
+            ClientProfile::Confidential => {
                 check_default_scope(credential, &scope)?;
                 scope
             }
-            ClientKind::ConfidentialUser | ClientKind::PublicUser => {
+            ClientProfile::ConfidentialUser | ClientProfile::PublicUser => {
                 check_user_scope(credential, &scope)?;
                 format!("{scope} {USER_FLOW_SCOPES}")
             }
@@ -419,11 +421,11 @@ impl CommonBuilder {
         #[cfg(feature = "oidc-discovery")]
         let discovery = match (self.discovery, kind) {
             (Some(discovery), _) => Some(discovery),
-            (None, ClientKind::Confidential) => None,
+            (None, ClientProfile::Confidential) => None,
             (None, _) => (authority.kind() == crate::authority::AuthorityKind::Custom)
                 .then(crate::discovery::OidcDiscovery::shared),
         };
-        Ok(ConfidentialClient {
+        Ok(TokenEndpointClient {
             credential,
             http,
             token_endpoint: authority.token_endpoint(),
@@ -451,7 +453,7 @@ pub(crate) fn prefixed(credential: &str, error: Error) -> Error {
 /// flows' defaults.
 macro_rules! common_builder_methods {
     () => {
-        $crate::confidential::common_builder_methods!(@
+        $crate::token_endpoint::common_builder_methods!(@
             "The tenant (directory) id or domain. Required unless [`authority`](Self::authority) is set; `common`, \
              `organizations` and `consumers` are refused.",
             "The application (client) id. Required.",
@@ -459,7 +461,7 @@ macro_rules! common_builder_methods {
         );
     };
     (user) => {
-        $crate::confidential::common_builder_methods!(@
+        $crate::token_endpoint::common_builder_methods!(@
             "The tenant (directory) id or domain. Default `organizations` (any work or school account).",
             "The application (client) id of a public client. Default: the Azure CLI's \
              ([`AZURE_CLI_CLIENT_ID`](crate::AZURE_CLI_CLIENT_ID)).",

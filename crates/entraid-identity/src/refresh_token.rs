@@ -9,13 +9,16 @@
 use std::fmt;
 use std::future::Future;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use entraid_core::{
-    BoxFuture, Error, IdentityProvider, IdentityProviderResponse, Secret, TokenResponse,
+    BoxFuture, Error, IdentityProvider, IdentityProviderResponse, RequestHint, Secret,
+    TokenResponse,
 };
 
-use crate::confidential::{
-    ClientCredential, ClientKind, CommonBuilder, ConfidentialClient, Grant, common_builder_methods,
+use crate::token_endpoint::{
+    ClientAuthentication, ClientProfile, CommonBuilder, Grant, TokenEndpointClient,
+    common_builder_methods,
 };
 
 /// The refresh token of a user flow's last response.
@@ -55,8 +58,8 @@ impl RefreshTokens {
     /// Redeems the held refresh token.
     async fn redeem(
         &self,
-        client: &ConfidentialClient,
-        auth: &ClientCredential,
+        client: &TokenEndpointClient,
+        auth: &ClientAuthentication,
         token: &Secret,
     ) -> Result<TokenResponse, Error> {
         let response = auth
@@ -73,8 +76,8 @@ impl RefreshTokens {
     /// provider's answer.
     pub(crate) async fn acquire<F, Fut>(
         &self,
-        client: &ConfidentialClient,
-        auth: &ClientCredential,
+        client: &TokenEndpointClient,
+        auth: &ClientAuthentication,
         interactive: F,
     ) -> Result<IdentityProviderResponse, Error>
     where
@@ -107,6 +110,41 @@ impl RefreshTokens {
     }
 }
 
+/// What an interactive user flow (device code, browser) answers as an [`IdentityProvider`], in one place: its token
+/// comes from [`RefreshTokens::acquire`] as a public client (the sign-in runs only when no refresh token works),
+/// and its [`RequestHint`] is interactive, for the person's time plus four HTTP request timeouts (the refresh-token
+/// attempt, discovery, the flow's own request, and its last one).
+pub(crate) struct InteractiveFlow<'a> {
+    /// The flow's token-endpoint client.
+    pub(crate) client: &'a TokenEndpointClient,
+    /// The flow's refresh tokens.
+    pub(crate) tokens: &'a RefreshTokens,
+    /// How long the person may take.
+    pub(crate) person_time: Duration,
+}
+
+impl InteractiveFlow<'_> {
+    /// The flow's token: the refresh grant first, `sign_in` when it cannot serve.
+    pub(crate) async fn request_token<F, Fut>(
+        self,
+        sign_in: F,
+    ) -> Result<IdentityProviderResponse, Error>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<TokenResponse, Error>>,
+    {
+        self.tokens
+            .acquire(self.client, &ClientAuthentication::None, sign_in)
+            .await
+    }
+
+    /// The flow's request hint.
+    pub(crate) fn request_hint(&self) -> RequestHint {
+        let http = self.client.http().timeout();
+        RequestHint::interactive(self.person_time.saturating_add(http.saturating_mul(4)))
+    }
+}
+
 /// A refresh token you already hold, redeemed with the refresh-token grant. Every answer's new refresh token
 /// replaces the old one; a refused refresh token is an authentication failure (there is no user to ask).
 ///
@@ -125,8 +163,8 @@ impl RefreshTokens {
 /// ```
 #[derive(Debug)]
 pub struct RefreshTokenCredential {
-    client: ConfidentialClient,
-    auth: ClientCredential,
+    client: TokenEndpointClient,
+    auth: ClientAuthentication,
     tokens: RefreshTokens,
 }
 
@@ -192,11 +230,11 @@ impl RefreshTokenCredentialBuilder {
                     "{NAME}: the client secret is empty"
                 )));
             }
-            Some(secret) => ClientCredential::Secret(secret),
-            None => ClientCredential::None,
+            Some(secret) => ClientAuthentication::Secret(secret),
+            None => ClientAuthentication::None,
         };
         Ok(RefreshTokenCredential {
-            client: self.common.build_for(NAME, ClientKind::PublicUser)?,
+            client: self.common.build_for(NAME, ClientProfile::PublicUser)?,
             auth,
             tokens: RefreshTokens::new(token),
         })

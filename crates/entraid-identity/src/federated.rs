@@ -15,7 +15,9 @@ use entraid_core::{
     BoxError, BoxFuture, Error, IdentityProvider, IdentityProviderResponse, Secret,
 };
 
-use crate::confidential::{ClientAuth, CommonBuilder, ConfidentialClient, common_builder_methods};
+use crate::token_endpoint::{
+    ClientProof, CommonBuilder, TokenEndpointClient, common_builder_methods,
+};
 
 /// How often an assertion file is re-read at most: 10 minutes.
 pub const ASSERTION_FILE_REREAD: Duration = Duration::from_secs(600);
@@ -124,7 +126,7 @@ impl AssertionFile {
 #[derive(Debug)]
 pub struct ClientAssertionCredential {
     name: &'static str,
-    client: ConfidentialClient,
+    client: TokenEndpointClient,
     source: Source,
 }
 
@@ -158,7 +160,7 @@ impl IdentityProvider for ClientAssertionCredential {
             let assertion = self.assertion().await?;
             let response = self
                 .client
-                .request(ClientAuth::Assertion(&assertion))
+                .request(ClientProof::Assertion(&assertion))
                 .await?;
             Ok(response.into())
         })

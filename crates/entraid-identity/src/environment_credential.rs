@@ -14,9 +14,9 @@ use crate::authority::AuthorityHost;
 use crate::certificate::ClientCertificate;
 use crate::client_certificate::ClientCertificateCredential;
 use crate::client_secret::ClientSecretCredential;
-use crate::confidential::{ClientAuth, CommonBuilder, ConfidentialClient, Grant};
 use crate::env::Env;
 use crate::http::HttpClient;
+use crate::token_endpoint::{ClientProof, CommonBuilder, Grant, TokenEndpointClient};
 
 const NAME: &str = "Environment";
 
@@ -26,7 +26,7 @@ enum Inner {
     Secret(ClientSecretCredential),
     Certificate(ClientCertificateCredential),
     Password {
-        client: ConfidentialClient,
+        client: TokenEndpointClient,
         username: String,
         password: Secret,
     },
@@ -97,7 +97,7 @@ impl IdentityProvider for EnvironmentCredential {
                 password,
             } => Box::pin(async move {
                 let response = client
-                    .request_grant(Grant::Password { username, password }, ClientAuth::None)
+                    .request_grant(Grant::Password { username, password }, ClientProof::None)
                     .await?;
                 Ok(response.into())
             }),
