@@ -20,9 +20,10 @@ pub const AZURE_AUTHORITY_HOST: &str = "AZURE_AUTHORITY_HOST";
 /// ```
 /// use entraid_identity::AuthorityHost;
 ///
-/// assert_eq!(AuthorityHost::UsGovernment.url().as_str(), "https://login.microsoftonline.us/");
+/// assert_eq!(AuthorityHost::UsGovernment.as_str(), "https://login.microsoftonline.us/");
 /// let local = AuthorityHost::custom("https://127.0.0.1:8443").unwrap();
-/// assert_eq!(local.url().as_str(), "https://127.0.0.1:8443/");
+/// assert_eq!(local.as_str(), "https://127.0.0.1:8443/");
+/// assert_eq!(local.url().unwrap().as_str(), "https://127.0.0.1:8443/");
 /// assert!(AuthorityHost::custom("http://login.example.com").is_err()); // HTTPS required off loopback
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -40,15 +41,22 @@ pub enum AuthorityHost {
 }
 
 impl AuthorityHost {
-    /// The host's base URL, ending in `/`.
-    pub fn url(&self) -> Url {
-        let text = match self {
+    /// The host's base URL as text, ending in `/`.
+    pub fn as_str(&self) -> &str {
+        match self {
             Self::Public => "https://login.microsoftonline.com/",
             Self::UsGovernment => "https://login.microsoftonline.us/",
             Self::China => "https://login.chinacloudapi.cn/",
-            Self::Custom(url) => return url.clone(),
-        };
-        Url::parse(text).expect("the well-known authority hosts are valid URLs")
+            Self::Custom(url) => url.as_str(),
+        }
+    }
+
+    /// The host's base URL, ending in `/`, parsed.
+    pub fn url(&self) -> Result<Url, Error> {
+        match self {
+            Self::Custom(url) => Ok(url.clone()),
+            known => checked_url(known.as_str(), "authority host"),
+        }
     }
 
     /// A host from its URL. Well-known clouds map to their variants. The URL must be HTTPS (HTTP only for
@@ -60,7 +68,7 @@ impl AuthorityHost {
             parsed.set_path(&path);
         }
         for known in [Self::Public, Self::UsGovernment, Self::China] {
-            if known.url() == parsed {
+            if known.as_str() == parsed.as_str() {
                 return Ok(known);
             }
         }
@@ -240,6 +248,34 @@ pub struct Authority {
     base: String,
     tenant: TenantId,
     kind: AuthorityKind,
+    /// The endpoints under `base`, parsed once when the authority is made.
+    endpoints: Endpoints,
+}
+
+/// An authority's endpoints, each parsed once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Endpoints {
+    token: Url,
+    device_code: Url,
+    authorize: Url,
+    openid_configuration: Url,
+}
+
+impl Endpoints {
+    /// The endpoints under an authority URL (`https://host[/prefix]/<tenant>`).
+    fn under(base: &str) -> Result<Self, Error> {
+        let parse = |path: &str| {
+            Url::parse(&format!("{base}{path}")).map_err(|e| {
+                Error::configuration(format!("the authority `{base}` makes no valid URL: {e}"))
+            })
+        };
+        Ok(Self {
+            token: parse("/oauth2/v2.0/token")?,
+            device_code: parse("/oauth2/v2.0/devicecode")?,
+            authorize: parse("/oauth2/v2.0/authorize")?,
+            openid_configuration: parse("/v2.0/.well-known/openid-configuration")?,
+        })
+    }
 }
 
 impl Authority {
@@ -255,8 +291,13 @@ impl Authority {
 
     fn on_host(host: AuthorityHost, tenant: &str, kind: AuthorityKind) -> Result<Self, Error> {
         let tenant = TenantId::new(tenant)?;
-        let base = format!("{}{}", host.url(), tenant);
-        Ok(Self { base, tenant, kind })
+        let base = format!("{}{}", host.as_str(), tenant);
+        Ok(Self {
+            endpoints: Endpoints::under(&base)?,
+            base,
+            tenant,
+            kind,
+        })
     }
 
     /// A custom authority from its full URL, `https://host[/prefix]/{tenant}` with an optional trailing `/v2.0`.
@@ -276,6 +317,7 @@ impl Authority {
         }
         let tenant = TenantId::new(last)?;
         Ok(Self {
+            endpoints: Endpoints::under(&text)?,
             base: text,
             tenant,
             kind: AuthorityKind::Custom,
@@ -299,29 +341,22 @@ impl Authority {
 
     /// The OAuth 2.0 v2 token endpoint.
     pub fn token_endpoint(&self) -> Url {
-        Url::parse(&format!("{}/oauth2/v2.0/token", self.base))
-            .expect("an authority URL with a checked tenant makes a valid token endpoint")
+        self.endpoints.token.clone()
     }
 
     /// The device authorization endpoint (`{authority}/oauth2/v2.0/devicecode`).
     pub fn device_code_endpoint(&self) -> Url {
-        Url::parse(&format!("{}/oauth2/v2.0/devicecode", self.base))
-            .expect("an authority URL with a checked tenant makes a valid device code endpoint")
+        self.endpoints.device_code.clone()
     }
 
     /// The authorization endpoint browsers are sent to (`{authority}/oauth2/v2.0/authorize`).
     pub fn authorize_endpoint(&self) -> Url {
-        Url::parse(&format!("{}/oauth2/v2.0/authorize", self.base))
-            .expect("an authority URL with a checked tenant makes a valid authorization endpoint")
+        self.endpoints.authorize.clone()
     }
 
     /// The OpenID Connect discovery document (`{authority}/v2.0/.well-known/openid-configuration`).
     pub fn openid_configuration_url(&self) -> Url {
-        Url::parse(&format!(
-            "{}/v2.0/.well-known/openid-configuration",
-            self.base
-        ))
-        .expect("an authority URL with a checked tenant makes a valid discovery URL")
+        self.endpoints.openid_configuration.clone()
     }
 
     /// Client credentials need a real tenant: `common`, `organizations` and `consumers` are refused.
@@ -345,9 +380,16 @@ mod tests {
     fn hosts() {
         assert_eq!(AuthorityHost::default(), AuthorityHost::Public);
         assert_eq!(
-            AuthorityHost::China.url().as_str(),
+            AuthorityHost::China.url().unwrap().as_str(),
             "https://login.chinacloudapi.cn/"
         );
+        for known in [
+            AuthorityHost::Public,
+            AuthorityHost::UsGovernment,
+            AuthorityHost::China,
+        ] {
+            assert_eq!(known.url().unwrap().as_str(), known.as_str());
+        }
         assert_eq!(
             AuthorityHost::custom("https://login.microsoftonline.us").unwrap(),
             AuthorityHost::UsGovernment
@@ -367,7 +409,6 @@ mod tests {
         assert_eq!(
             AuthorityHost::custom("https://adfs.contoso.com/adfs")
                 .unwrap()
-                .url()
                 .as_str(),
             "https://adfs.contoso.com/adfs/"
         );
