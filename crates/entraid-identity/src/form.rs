@@ -2,7 +2,8 @@
 
 use entraid_core::Secret;
 
-/// A form body under construction. It may hold secrets, so it has no `Debug`.
+/// A form body under construction, encoded by `form_urlencoded` (alphanumerics and `*-._` as they are, space as
+/// `+`, every other byte `%XX`). It may hold secrets, so it has no `Debug`.
 #[derive(Default)]
 pub(crate) struct Form {
     body: String,
@@ -27,35 +28,14 @@ impl Form {
     }
 
     fn push(&mut self, name: &str, value: &str) {
-        if !self.body.is_empty() {
-            self.body.push('&');
-        }
-        encode_into(&mut self.body, name);
-        self.body.push('=');
-        encode_into(&mut self.body, value);
+        // The serializer writes into the body (from its start, so it puts `&` between pairs) and is dropped here:
+        // it is not `Send`, and forms are held across awaits.
+        form_urlencoded::Serializer::for_suffix(&mut self.body, 0).append_pair(name, value);
     }
 
     /// The encoded body.
     pub(crate) fn into_body(self) -> Vec<u8> {
         self.body.into_bytes()
-    }
-}
-
-/// Percent-encodes for `application/x-www-form-urlencoded`: alphanumerics and `*-._` as they are, space as `+`.
-fn encode_into(out: &mut String, text: &str) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
-                out.push(char::from(byte));
-            }
-            b' ' => out.push('+'),
-            _ => {
-                out.push('%');
-                out.push(char::from(HEX[usize::from(byte >> 4)]));
-                out.push(char::from(HEX[usize::from(byte & 0x0f)]));
-            }
-        }
     }
 }
 

@@ -1,76 +1,43 @@
-//! Small helpers for the emulator: URL encoding, ordered JSON bodies, UTC timestamps, random strings.
+//! Small helpers for the emulator: URL encoding (through form_urlencoded and percent-encoding), ordered JSON
+//! bodies, UTC timestamps, random strings.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 
-/// Decodes `application/x-www-form-urlencoded` (also query strings): `+` is a space, `%XX` a byte.
+/// Decodes `application/x-www-form-urlencoded` (also query strings): `+` is a space, `%XX` a byte; invalid escapes
+/// are kept as they are.
 pub(crate) fn parse_urlencoded(input: &str) -> Vec<(String, String)> {
-    input
-        .split('&')
-        .filter(|part| !part.is_empty())
-        .map(|part| {
-            let (k, v) = part.split_once('=').unwrap_or((part, ""));
-            (percent_decode(k), percent_decode(v))
-        })
+    form_urlencoded::parse(input.as_bytes())
+        .into_owned()
         .collect()
 }
 
-/// Percent-decodes one component (`+` as space). Invalid escapes are kept as they are.
+/// Percent-decodes one form-encoded component (`+` as space), as Basic client credentials are sent. Invalid escapes
+/// are kept as they are.
 pub(crate) fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(b) => {
-                        out.push(b);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(&s.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
 }
+
+/// What [`percent_encode`] leaves as it is: the unreserved characters of RFC 3986 (`A-Z a-z 0-9 - . _ ~`).
+const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// Percent-encodes one component: everything but unreserved characters (`A-Z a-z 0-9 - . _ ~`).
 pub fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(s, UNRESERVED).to_string()
 }
 
 /// Encodes pairs as `application/x-www-form-urlencoded`.
 pub fn form_encode(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
 }
 
 /// A JSON object whose fields keep the order they were added in (as Entra's responses do).
@@ -148,6 +115,12 @@ mod tests {
                 .collect::<Vec<_>>()
         );
         assert_eq!(percent_decode("a+b%2Fc%zz%"), "a b/c%zz%");
+        assert_eq!(percent_encode("a b~/é"), "a%20b~%2F%C3%A9");
+        assert_eq!(form_encode(&[("a b", "~")]), "a+b=%7E");
+        assert_eq!(
+            parse_urlencoded("a=1&&b&c=%zz"),
+            [("a", "1"), ("b", ""), ("c", "%zz")].map(|(k, v)| (k.to_owned(), v.to_owned()))
+        );
     }
 
     #[test]
