@@ -46,8 +46,8 @@ pub enum ClientError {
 pub struct HttpResponse {
     /// The status code.
     pub status: u16,
-    /// The headers (lower-case names), in order.
-    pub headers: Vec<(String, String)>,
+    /// The headers.
+    pub headers: hyper::HeaderMap,
     /// The body.
     pub body: Bytes,
 }
@@ -55,11 +55,7 @@ pub struct HttpResponse {
 impl HttpResponse {
     /// A header by case-insensitive name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
     /// The body parsed as JSON.
@@ -263,19 +259,9 @@ impl HttpClient {
                         ClientError::Body(e.to_string())
                     }
                 })?;
-            let headers = parts
-                .headers
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.as_str().to_owned(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect();
             Ok(HttpResponse {
                 status: parts.status.as_u16(),
-                headers,
+                headers: parts.headers,
                 body: collected.to_bytes(),
             })
         }

@@ -50,8 +50,8 @@ pub struct RequestRecord {
     pub query: Vec<(String, String)>,
     /// Form body parameters, in order, secrets redacted.
     pub form: Vec<(String, String)>,
-    /// The headers of interest (lower-case names), secrets redacted.
-    pub headers: Vec<(String, String)>,
+    /// The headers of interest, secrets redacted.
+    pub headers: hyper::HeaderMap,
     /// The status answered; 0 when the connection was reset instead.
     pub status: u16,
     /// The injected fault, if one answered this request ([`Fault::label`](super::Fault::label)).
@@ -70,11 +70,7 @@ impl RequestRecord {
 
     /// A logged header, by case-insensitive name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
     /// The OAuth `grant_type` of a token request.
@@ -96,22 +92,31 @@ pub(crate) fn redact_params(params: &[(String, String)]) -> Vec<(String, String)
         .collect()
 }
 
-pub(crate) fn logged_headers(headers: &hyper::HeaderMap) -> Vec<(String, String)> {
-    let mut out = Vec::new();
+pub(crate) fn logged_headers(headers: &hyper::HeaderMap) -> hyper::HeaderMap {
+    use hyper::header::HeaderValue;
+    let redacted = HeaderValue::from_static(REDACTED);
+    let mut out = hyper::HeaderMap::new();
     for (name, secret) in LOGGED_HEADERS {
-        for value in headers.get_all(*name) {
-            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        let Ok(header_name) = hyper::header::HeaderName::from_bytes(name.as_bytes()) else {
+            continue;
+        };
+        for value in headers.get_all(&header_name) {
             let shown = if !secret {
-                value
+                value.clone()
             } else if *name == "authorization" {
-                match value.split_once(' ') {
-                    Some((scheme, _)) => format!("{scheme} {REDACTED}"),
-                    None => REDACTED.to_owned(),
-                }
+                // Only the scheme is kept (`Bearer <redacted>`).
+                value
+                    .to_str()
+                    .ok()
+                    .and_then(|v| v.split_once(' '))
+                    .and_then(|(scheme, _)| {
+                        HeaderValue::from_str(&format!("{scheme} {REDACTED}")).ok()
+                    })
+                    .unwrap_or_else(|| redacted.clone())
             } else {
-                REDACTED.to_owned()
+                redacted.clone()
             };
-            out.push(((*name).to_owned(), shown));
+            out.append(header_name.clone(), shown);
         }
     }
     out
