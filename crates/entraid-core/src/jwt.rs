@@ -6,7 +6,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
-use base64::engine::{DecodePaddingMode, general_purpose};
+use base64::engine::DecodePaddingMode;
 use serde_json::{Map, Value};
 
 /// The largest JWT payload (decoded) that [`Claims::from_jwt`] accepts: 64 KiB.
@@ -181,24 +181,10 @@ impl Claims {
     }
 }
 
-/// Encodes bytes as unpadded base64url, as JWTs use. Handy for building test tokens and assertions.
-pub fn base64url_encode(bytes: impl AsRef<[u8]>) -> String {
-    general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// Builds an unsigned JWT (`alg: none`) from a JSON payload, for tests and examples.
-///
-/// The signature segment is a fixed placeholder. Redis behind a verifying gateway refuses such tokens; they are
-/// for exercising parsing only.
-pub fn unsigned_jwt(payload: &Value) -> String {
-    let header = base64url_encode(br#"{"alg":"none","typ":"JWT"}"#);
-    let body = base64url_encode(payload.to_string());
-    format!("{header}.{body}.unsigned")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::{base64url_encode, unsigned_jwt};
     use serde_json::json;
 
     #[test]

@@ -33,6 +33,8 @@ mod parser;
 mod provider;
 mod response;
 mod secret;
+#[cfg(any(test, feature = "test-util"))]
+mod test_util;
 mod token;
 mod token_response;
 
@@ -41,13 +43,16 @@ mod proptests;
 
 pub use error::{BoxError, EntraError, Error, is_retryable_status};
 pub use expires_on::parse_expires_on;
-pub use jwt::{Claims, JwtError, MAX_PAYLOAD_BYTES, base64url_encode, unsigned_jwt};
+pub use jwt::{Claims, JwtError, MAX_PAYLOAD_BYTES};
 pub use parser::{
     DefaultResponseParser, FnParser, ResponseParser, SharedResponseParser, parser_fn,
 };
 pub use provider::{BoxFuture, IdentityProvider, RequestHint, SharedIdentityProvider};
 pub use response::{AccessToken, IdentityProviderResponse};
 pub use secret::Secret;
+#[cfg(any(test, feature = "test-util"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+pub use test_util::{base64url_encode, unsigned_jwt};
 pub use token::Token;
 pub use token_response::{TokenResponse, UnreadableField};
 

@@ -83,7 +83,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jwt::unsigned_jwt;
+    use crate::test_util::unsigned_jwt;
     use serde_json::json;
     use std::time::{Duration, UNIX_EPOCH};
 

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
-use crate::jwt::unsigned_jwt;
+use crate::test_util::unsigned_jwt;
 use crate::{Claims, Error, IdentityProviderResponse, Token, TokenResponse, parse_expires_on};
 
 const MAX_UNIX: u64 = 253_402_300_799;

@@ -218,8 +218,8 @@ enum Stated {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jwt::unsigned_jwt;
     use crate::response::AccessToken;
+    use crate::test_util::unsigned_jwt;
     use crate::token_response::TokenResponse;
     use serde_json::json;
 
