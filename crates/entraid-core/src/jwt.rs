@@ -5,8 +5,8 @@
 //! gives a clear [`JwtError`] instead of a confusing `AUTH` failure later.
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use serde_json::{Map, Value};
 
 /// The largest JWT payload (decoded) that [`Claims::from_jwt`] accepts: 64 KiB.
