@@ -19,16 +19,13 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use entraid_core::{
-    BoxError, BoxFuture, EntraError, Error, IdentityProvider, IdentityProviderResponse,
-    RequestHint, Secret, TokenResponse,
-};
+use entraid_core::{BoxError, BoxFuture, EntraError, Error, Secret, TokenResponse};
 use reqwest::Url;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::http::random_bytes;
-use crate::refresh_token::{InteractiveFlow, RefreshTokens};
+use crate::refresh_token::{InteractiveFlow, RefreshTokens, interactive_identity_provider};
 use crate::token_endpoint::{
     ClientProfile, CommonBuilder, Grant, TokenEndpointClient, common_builder_methods,
 };
@@ -356,19 +353,7 @@ impl InteractiveBrowserCredential {
     }
 }
 
-impl IdentityProvider for InteractiveBrowserCredential {
-    fn request_token(&self) -> BoxFuture<'_, Result<IdentityProviderResponse, Error>> {
-        Box::pin(self.flow().request_token(|| self.sign_in()))
-    }
-
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    fn request_hint(&self) -> RequestHint {
-        self.flow().request_hint()
-    }
-}
+interactive_identity_provider!(InteractiveBrowserCredential);
 
 /// Builds an [`InteractiveBrowserCredential`]. Defaults: tenant `organizations`, the Azure CLI's public client
 /// id, the Redis scope, the platform's browser opener, a random port, a 5-minute timeout, no login hint.
@@ -445,6 +430,7 @@ impl InteractiveBrowserCredentialBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use entraid_core::IdentityProvider as _;
 
     #[test]
     fn query_parameters_are_decoded() {

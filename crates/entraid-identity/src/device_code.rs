@@ -14,16 +14,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use entraid_core::{
-    BoxFuture, Error, IdentityProvider, IdentityProviderResponse, RequestHint, Secret,
-    TokenResponse,
-};
+use entraid_core::{Error, Secret, TokenResponse};
 use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::form::Form;
 use crate::http::Request;
-use crate::refresh_token::{InteractiveFlow, RefreshTokens};
+use crate::refresh_token::{InteractiveFlow, RefreshTokens, interactive_identity_provider};
 use crate::token_endpoint::{
     ClientProfile, CommonBuilder, Grant, TokenEndpointClient, common_builder_methods,
 };
@@ -239,19 +236,7 @@ impl DeviceCodeCredential {
     }
 }
 
-impl IdentityProvider for DeviceCodeCredential {
-    fn request_token(&self) -> BoxFuture<'_, Result<IdentityProviderResponse, Error>> {
-        Box::pin(self.flow().request_token(|| self.sign_in()))
-    }
-
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    fn request_hint(&self) -> RequestHint {
-        self.flow().request_hint()
-    }
-}
+interactive_identity_provider!(DeviceCodeCredential);
 
 /// Builds a [`DeviceCodeCredential`]. Defaults: tenant `organizations`, the Azure CLI's public client id, the
 /// Redis scope, a callback that writes the message to standard error, and a 15-minute timeout.
@@ -311,6 +296,7 @@ fn print_message(info: &DeviceCodeInfo) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use entraid_core::IdentityProvider as _;
 
     const S: fn(u64) -> Duration = Duration::from_secs;
 

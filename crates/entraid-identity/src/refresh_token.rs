@@ -145,6 +145,32 @@ impl InteractiveFlow<'_> {
     }
 }
 
+/// The `IdentityProvider` of an interactive user flow: a credential type with `fn flow(&self) -> InteractiveFlow<'_>`
+/// (its client, refresh tokens and the person's time), `async fn sign_in(&self)` and a `NAME` in scope.
+macro_rules! interactive_identity_provider {
+    ($credential:ty) => {
+        impl entraid_core::IdentityProvider for $credential {
+            fn request_token(
+                &self,
+            ) -> entraid_core::BoxFuture<
+                '_,
+                Result<entraid_core::IdentityProviderResponse, entraid_core::Error>,
+            > {
+                Box::pin(self.flow().request_token(|| self.sign_in()))
+            }
+
+            fn name(&self) -> &str {
+                NAME
+            }
+
+            fn request_hint(&self) -> entraid_core::RequestHint {
+                self.flow().request_hint()
+            }
+        }
+    };
+}
+pub(crate) use interactive_identity_provider;
+
 /// A refresh token you already hold, redeemed with the refresh-token grant. Every answer's new refresh token
 /// replaces the old one; a refused refresh token is an authentication failure (there is no user to ask).
 ///
