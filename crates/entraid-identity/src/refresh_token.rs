@@ -110,6 +110,7 @@ impl RefreshTokens {
     }
 }
 
+#[cfg(any(feature = "device-code", feature = "interactive-browser"))]
 /// What an interactive user flow (device code, browser) answers as an [`IdentityProvider`], in one place: its token
 /// comes from [`RefreshTokens::acquire`] as a public client (the sign-in runs only when no refresh token works),
 /// and its [`RequestHint`] is interactive, for the person's time plus four HTTP request timeouts (the refresh-token
@@ -123,6 +124,7 @@ pub(crate) struct InteractiveFlow<'a> {
     pub(crate) person_time: Duration,
 }
 
+#[cfg(any(feature = "device-code", feature = "interactive-browser"))]
 impl InteractiveFlow<'_> {
     /// The flow's token: the refresh grant first, `sign_in` when it cannot serve.
     pub(crate) async fn request_token<F, Fut>(
@@ -145,6 +147,7 @@ impl InteractiveFlow<'_> {
     }
 }
 
+#[cfg(any(feature = "device-code", feature = "interactive-browser"))]
 /// The `IdentityProvider` of an interactive user flow: a credential type with `fn flow(&self) -> InteractiveFlow<'_>`
 /// (its client, refresh tokens and the person's time), `async fn sign_in(&self)` and a `NAME` in scope.
 macro_rules! interactive_identity_provider {
@@ -169,6 +172,7 @@ macro_rules! interactive_identity_provider {
         }
     };
 }
+#[cfg(any(feature = "device-code", feature = "interactive-browser"))]
 pub(crate) use interactive_identity_provider;
 
 /// A refresh token you already hold, redeemed with the refresh-token grant. Every answer's new refresh token
