@@ -135,6 +135,12 @@ pub struct GatewayOptions {
     /// (every command allowed). Default: `None`; [`RedisHarness`](super::RedisHarness) always sets one
     /// ([`HarnessOptions::access_policy`](super::HarnessOptions::access_policy), Data Contributor by default).
     pub access_policy: Option<AccessPolicy>,
+    /// A password that `AUTH <password>` (user `default`) may present instead of a token, forwarded as is: the
+    /// cluster's own replication links. A replica connects to its primary at the address the primary announces
+    /// (its gateway) and authenticates with `masterauth`, which is no Entra token. Such a connection has no
+    /// deadline, no user and is not counted in [`GatewayStats::auth_ok`]. Default: `None` (only tokens);
+    /// [`RedisCluster`](super::RedisCluster) sets it to its nodes' password. `Debug` hides it.
+    pub replication_password: Option<Secret>,
 }
 
 impl Default for GatewayOptions {
@@ -145,6 +151,7 @@ impl Default for GatewayOptions {
             nbf_leeway: Duration::from_secs(5),
             tls: None,
             access_policy: None,
+            replication_password: None,
         }
     }
 }
@@ -156,6 +163,7 @@ impl fmt::Debug for GatewayOptions {
             .field("nbf_leeway", &self.nbf_leeway)
             .field("tls", &self.tls.is_some())
             .field("access_policy", &self.access_policy)
+            .field("replication_password", &self.replication_password)
             .finish_non_exhaustive()
     }
 }
@@ -1297,6 +1305,25 @@ impl Session {
                 return Expect::Replies(1);
             }
         };
+        if args.len() == 2
+            && !self.authenticated
+            && !self.in_multi
+            && self
+                .shared
+                .options
+                .replication_password
+                .as_ref()
+                .is_some_and(|p| p.expose_secret().as_bytes() == &args[1][..])
+        {
+            // A replica's replication link (see `GatewayOptions::replication_password`): forwarded as is.
+            tracing::debug!(
+                id = self.id,
+                "gateway: a replication link authenticated with the nodes' password"
+            );
+            self.authenticated = true;
+            encode_command(&args, out);
+            return Expect::Replies(1);
+        }
         let verdict = self.verdict(user, token);
         let (expect, [u, p]) = match verdict {
             Ok(valid) if !self.resp2_subscribed() => {
