@@ -214,6 +214,10 @@ impl RedisCluster {
             "cluster-node-timeout {}",
             options.node_timeout.as_millis().max(100)
         ));
+        // A replica is listed in CLUSTER SLOTS once its offset moved: its primary pings it every second.
+        server_options
+            .extra_config
+            .push("repl-ping-replica-period 1".into());
         let mut cluster = Self {
             gateways: Vec::new(),
             servers: Vec::new(),
@@ -399,7 +403,11 @@ impl RedisCluster {
             .reachable_nodes()
             .first()
             .ok_or_else(|| Error::Cluster("no reachable node".into()))?;
-        let nodes = self.admin(first).await?.command(&["CLUSTER", "NODES"]).await?;
+        let nodes = self
+            .admin(first)
+            .await?
+            .command(&["CLUSTER", "NODES"])
+            .await?;
         let text = nodes.as_text().unwrap_or_default();
         let index: HashMap<&str, usize> = self
             .ids
@@ -410,7 +418,8 @@ impl RedisCluster {
         let mut roles = vec![Role::Down; self.servers.len()];
         for line in text.lines() {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            let (Some(id), Some(flags), Some(primary)) = (fields.first(), fields.get(2), fields.get(3))
+            let (Some(id), Some(flags), Some(primary)) =
+                (fields.first(), fields.get(2), fields.get(3))
             else {
                 continue;
             };
@@ -468,20 +477,28 @@ impl RedisCluster {
     }
 
     /// Whether the cluster has converged: every reachable node says `cluster_state:ok` and shows the same slot
-    /// map, which covers every slot, and every reachable replica's link to its primary is up.
+    /// map, which covers every slot and lists every reachable replica, and every reachable replica's link to its
+    /// primary is up.
     async fn converged(&self) -> Result<bool, Error> {
         let mut map: Option<Vec<SlotRange>> = None;
+        let mut replicas = 0;
         for i in self.reachable_nodes() {
             let mut client = self.admin(i).await?;
             let info = client.command(&["CLUSTER", "INFO"]).await?;
-            if !info.as_text().unwrap_or_default().contains("cluster_state:ok") {
+            if !info
+                .as_text()
+                .unwrap_or_default()
+                .contains("cluster_state:ok")
+            {
                 return Ok(false);
             }
             let replication = client.command(&["INFO", "replication"]).await?;
             let replication = replication.as_text().unwrap_or_default();
-            if replication.contains("role:slave") && !replication.contains("master_link_status:up")
-            {
-                return Ok(false);
+            if replication.contains("role:slave") {
+                if !replication.contains("master_link_status:up") {
+                    return Ok(false);
+                }
+                replicas += 1;
             }
             let slots = client.command(&["CLUSTER", "SLOTS"]).await?;
             let Some(ranges) = parse_slots(&slots) else {
@@ -500,7 +517,8 @@ impl RedisCluster {
                 None => map = Some(ranges),
             }
         }
-        Ok(map.is_some())
+        // A replica shows in CLUSTER SLOTS once it has a replication offset (after its primary's first ping).
+        Ok(map.is_some_and(|m| m.iter().map(|r| r.replicas.len()).sum::<usize>() == replicas))
     }
 
     /// Waits until the cluster has converged (see the module docs), or fails with [`Error::Timeout`] after the
@@ -564,7 +582,9 @@ impl RedisCluster {
     pub async fn fail_primary(&mut self, i: usize, how: Failure) -> Result<usize, Error> {
         let replicas = self.replicas_of(i).await?;
         if replicas.is_empty() {
-            return Err(Error::Cluster(format!("node {i} has no replica to fail over to")));
+            return Err(Error::Cluster(format!(
+                "node {i} has no replica to fail over to"
+            )));
         }
         match how {
             Failure::Kill => self.kill(i),
@@ -608,8 +628,11 @@ impl RedisCluster {
         let i = self.start_node().await?;
         self.meet(i).await?;
         // Killed and paused nodes stay in every node's table (flagged failed).
-        self.within("the new node to be known", self.wait_known(self.servers.len()))
-            .await?;
+        self.within(
+            "the new node to be known",
+            self.wait_known(self.servers.len()),
+        )
+        .await?;
         self.within("the new node to see the slot map", async {
             loop {
                 if self.converged().await? {

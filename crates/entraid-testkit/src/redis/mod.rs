@@ -47,7 +47,8 @@ mod server;
 
 pub use client::{RespClient, RespStream};
 pub use cluster::{
-    ClusterOptions, FailoverMode, Failure, RedisCluster, Role, SLOTS, SlotRange, parse_slots, slot_range,
+    ClusterOptions, FailoverMode, Failure, RedisCluster, Role, SLOTS, SlotRange, parse_slots,
+    slot_range,
 };
 pub use gateway::{
     Backend, CloseReason, ClosedConnection, ConnectionInfo, Gateway, GatewayOptions, GatewayStats,
