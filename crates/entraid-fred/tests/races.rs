@@ -176,3 +176,59 @@ async fn one_failing_pool_member_is_the_only_one_reconnected() {
     );
     pool.quit().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnected_subscriber_gets_no_stray_reply() {
+    // fred 10.1's `resubscribe_all` sends `PSUBSCRIBE` with no pattern when only channels are subscribed; the
+    // server's error to it is taken as the reply of the connection's next command. The adapter reconnects a
+    // subscriber whose re-AUTH keeps failing; afterwards its next commands (the adapter's AUTH, a PING) must get
+    // their own replies.
+    let harness = RedisHarness::standalone().await.unwrap();
+    let provider = MintingProvider::new("stray", Duration::from_secs(4));
+    let manager = TokenManager::start(provider.clone(), manager_options()).unwrap();
+    let auth = EntraIdAuth::new(manager.clone());
+    let mut errors = auth.subscribe_errors();
+    let subscriber = builder(&harness, &auth, RespVersion::RESP2)
+        .build_subscriber_client()
+        .unwrap();
+    subscriber.init().await.unwrap();
+    subscriber.subscribe("events").await.unwrap();
+    let _attached = auth.attach(&subscriber);
+    // Every re-AUTH of the subscriber is refused: only a reconnect before its token expires saves it.
+    harness.set_refuse_reauth_named(Some(subscriber.id().to_owned()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while auth.stats().reconnects == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "never reconnected");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    harness.set_refuse_reauth_named(None);
+    common::wait_rotations(&manager, 1).await;
+    common::settle(&auth).await;
+    for _ in 0..3 {
+        let pong = subscriber.ping::<Value>(None).await;
+        assert!(pong.is_ok(), "a stray reply: {pong:?}");
+    }
+    let publisher = builder(&harness, &auth, RespVersion::RESP3)
+        .build()
+        .unwrap();
+    publisher.init().await.unwrap();
+    let mut messages = subscriber.message_rx();
+    let _: i64 = publisher.publish("events", "after").await.unwrap();
+    let message = tokio::time::timeout(Duration::from_secs(5), messages.recv())
+        .await
+        .expect("still subscribed after the reconnect")
+        .unwrap();
+    assert_eq!(message.value.as_str().as_deref(), Some("after"));
+    while let Ok(error) = errors.try_recv() {
+        assert!(
+            !error.message.contains("wrong number of arguments"),
+            "a stray reply reached the adapter: {error}"
+        );
+    }
+    assert!(
+        harness.stats().expired().next().is_none(),
+        "closed by expiry: {:?}",
+        harness.stats()
+    );
+    subscriber.quit().await.unwrap();
+}
