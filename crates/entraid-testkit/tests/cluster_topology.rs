@@ -1,6 +1,6 @@
 //! Cluster topology changes behind gateways: replicas announce their gateways and replicate through their primary's
 //! gateway; a killed or paused primary is replaced by its replica; a paused one rejoins as a replica; a coordinated
-//! failover swaps them back; a new primary takes migrated slots with their keys. Data written through the gateways
+//! failover swaps them back; a new primary takes migrated slots with their keys, gives them back and is removed. Data written through the gateways
 //! (with tokens) survives each change.
 
 #![allow(clippy::unwrap_used, reason = "tests: a failed step is a failed test")]
@@ -200,6 +200,33 @@ async fn a_new_primary_takes_migrated_slots_with_their_keys() {
         owner.command(&["GET", &staying]).await.unwrap(),
         RespValue::Bulk(staying.clone().into())
     );
+
+    // Scale in: the slots go back, the emptied node is removed, the others forget it.
+    assert!(
+        cluster.remove_node(new).await.is_err(),
+        "it still serves slots"
+    );
+    let back = cluster
+        .migrate_slots(new, 2, moving.0..=moving.1)
+        .await
+        .unwrap();
+    assert_eq!(back, 20);
+    cluster.remove_node(new).await.unwrap();
+    assert_eq!(cluster.primaries().await.unwrap(), vec![0, 1, 2]);
+    let nodes = cluster
+        .admin(0)
+        .await
+        .unwrap()
+        .command(&["CLUSTER", "NODES"])
+        .await
+        .unwrap();
+    assert!(!nodes.as_text().unwrap().contains(cluster.node_id(new)));
+    for key in &keys {
+        assert_eq!(
+            owner.command(&["GET", key]).await.unwrap(),
+            RespValue::Bulk(key.clone().into())
+        );
+    }
 }
 
 /// CRC16 (XMODEM) key slot, as Redis computes it for keys without a hash tag.

@@ -11,7 +11,8 @@
 //! every replica's link to its primary up), with a timeout: [`RedisCluster::fail_primary`] (kill or pause a primary
 //! until one of its replicas takes over), [`RedisCluster::failover`] (`CLUSTER FAILOVER [FORCE|TAKEOVER]`),
 //! [`RedisCluster::resume`] (a paused node rejoins), [`RedisCluster::add_primary`] and
-//! [`RedisCluster::migrate_slots`] (`SETSLOT ... IMPORTING/MIGRATING`, `MIGRATE ... KEYS`, `SETSLOT ... NODE`).
+//! [`RedisCluster::migrate_slots`] (`SETSLOT ... IMPORTING/MIGRATING`, `MIGRATE ... KEYS`, `SETSLOT ... NODE`),
+//! [`RedisCluster::remove_node`] (`CLUSTER FORGET` everywhere, then kill).
 //! Setup and changes talk to the nodes directly (as user `default`), never through a gateway.
 
 use std::collections::HashMap;
@@ -128,6 +129,8 @@ pub struct RedisCluster {
     killed: Vec<bool>,
     /// Paused (SIGSTOP) nodes.
     paused: Vec<bool>,
+    /// Nodes the others forgot ([`RedisCluster::remove_node`]).
+    removed: usize,
     server_options: RedisServerOptions,
     gateway_options: GatewayOptions,
     ready_timeout: Duration,
@@ -224,6 +227,7 @@ impl RedisCluster {
             ids: Vec::new(),
             killed: Vec::new(),
             paused: Vec::new(),
+            removed: 0,
             server_options,
             gateway_options: options.gateway.clone(),
             ready_timeout: options.ready_timeout,
@@ -344,6 +348,11 @@ impl RedisCluster {
                 )))
             }
         }
+    }
+
+    /// How many nodes the cluster knows: killed and paused ones stay in every node's table (flagged failed).
+    fn known(&self) -> usize {
+        self.servers.len() - self.removed
     }
 
     /// Waits until every reachable node knows `n` nodes.
@@ -628,11 +637,8 @@ impl RedisCluster {
         let i = self.start_node().await?;
         self.meet(i).await?;
         // Killed and paused nodes stay in every node's table (flagged failed).
-        self.within(
-            "the new node to be known",
-            self.wait_known(self.servers.len()),
-        )
-        .await?;
+        self.within("the new node to be known", self.wait_known(self.known()))
+            .await?;
         self.within("the new node to see the slot map", async {
             loop {
                 if self.converged().await? {
@@ -643,6 +649,30 @@ impl RedisCluster {
         })
         .await?;
         Ok(i)
+    }
+
+    /// Removes node `i`, which must serve no slots (move them away first with [`RedisCluster::migrate_slots`]):
+    /// it is killed, then every other reachable node forgets it (`CLUSTER FORGET`); waits until the cluster has
+    /// converged without it. Its gateway stays, and closes every connection at once.
+    pub async fn remove_node(&mut self, i: usize) -> Result<(), Error> {
+        if self.roles().await?[i] == Role::Primary {
+            return Err(Error::Cluster(format!("node {i} still serves slots")));
+        }
+        let id = self.ids[i].clone();
+        // Killed first, so that it cannot gossip itself back in.
+        self.kill(i);
+        for j in self.reachable_nodes().into_iter().filter(|&j| j != i) {
+            let reply = self
+                .admin(j)
+                .await?
+                .command(&args(&["CLUSTER", "FORGET", &id]))
+                .await?;
+            expect_ok("CLUSTER FORGET", reply)?;
+        }
+        self.removed += 1;
+        self.within("the node to be forgotten", self.wait_known(self.known()))
+            .await?;
+        self.wait_converged().await
     }
 
     /// Moves `slots` from primary `from` to primary `to` the way `redis-cli --cluster reshard` does, one slot at a
