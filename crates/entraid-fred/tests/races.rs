@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::{MintingProvider, builder, manager_options};
 use entraid_fred::EntraIdAuth;
 use entraid_manager::TokenManager;
-use entraid_testkit::redis::RedisHarness;
+use entraid_testkit::redis::{AccessPolicy, RedisHarness};
 use fred::prelude::*;
 use fred::types::RespVersion;
 
@@ -231,4 +231,112 @@ async fn a_reconnected_subscriber_gets_no_stray_reply() {
         harness.stats()
     );
     subscriber.quit().await.unwrap();
+}
+
+/// `BLPOP queue 0` until `"end"`; returns how many times it came back empty (interrupted).
+fn blocked_forever(client: Client) -> tokio::task::JoinHandle<u64> {
+    tokio::spawn(async move {
+        let mut interrupted = 0;
+        loop {
+            match client
+                .blpop::<Option<(String, String)>, _>("queue", 0.0)
+                .await
+            {
+                Ok(Some((_, item))) if item == "end" => return interrupted,
+                Ok(_) => interrupted += 1,
+                Err(e) if *e.kind() == fred::error::ErrorKind::Timeout => interrupted += 1,
+                Err(e) => panic!("BLPOP failed: {e}"),
+            }
+        }
+    })
+}
+
+/// Waits until the adapter has interrupted more than `than` blocking commands.
+async fn unblocks_above(auth: &EntraIdAuth, than: u64) -> u64 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let unblocks = auth.stats().unblocks;
+        if unblocks > than {
+            return unblocks;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no CLIENT UNBLOCK: {:?}",
+            auth.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_control_client_recovers_and_the_next_rotation_still_unblocks() {
+    let harness = RedisHarness::standalone_with(AccessPolicy::DataOwner)
+        .await
+        .unwrap();
+    let provider = MintingProvider::new("ctl", Duration::from_secs(4));
+    let manager = TokenManager::start(provider.clone(), manager_options()).unwrap();
+    let auth = EntraIdAuth::new(manager.clone());
+    let client = builder(&harness, &auth, RespVersion::RESP3)
+        .build()
+        .unwrap();
+    client.init().await.unwrap();
+    let _attached = auth.attach(&client);
+    let blpop = blocked_forever(client.clone());
+    // The first rotation interrupts the BLPOP from a control client built for it.
+    let unblocks = unblocks_above(&auth, 0).await;
+
+    // Kill the control client's connection on the server (its name is neither the client's nor empty).
+    let mut admin = harness.servers()[0].connect().await.unwrap();
+    let list = admin
+        .command(&["CLIENT", "LIST"])
+        .await
+        .unwrap()
+        .as_text()
+        .unwrap();
+    let control: Vec<(String, String)> = list
+        .lines()
+        .filter_map(|line| {
+            let field = |k: &str| {
+                line.split(' ')
+                    .find_map(|f| f.strip_prefix(k))
+                    .map(str::to_owned)
+            };
+            Some((field("id=")?, field("name=")?))
+        })
+        .filter(|(_, name)| !name.is_empty() && name != client.id())
+        .collect();
+    assert_eq!(control.len(), 1, "one control connection: {list}");
+    let (id, name) = control[0].clone();
+    let reply = admin.command(&["CLIENT", "KILL", "ID", &id]).await.unwrap();
+    assert_eq!(reply, entraid_testkit::redis::RespValue::Integer(1));
+    harness.gateways()[0]
+        .wait_for(Duration::from_secs(5), |s| {
+            s.closed
+                .iter()
+                .any(|c| c.client_name.as_deref() == Some(name.as_str()))
+        })
+        .await
+        .unwrap();
+
+    // The next two rotations still interrupt the BLPOP, and nothing expires.
+    let unblocks = unblocks_above(&auth, unblocks).await;
+    unblocks_above(&auth, unblocks).await;
+    common::settle(&auth).await;
+    let pusher = builder(&harness, &auth, RespVersion::RESP3)
+        .build()
+        .unwrap();
+    pusher.init().await.unwrap();
+    let _: i64 = pusher.rpush("queue", "end").await.unwrap();
+    let interrupted = tokio::time::timeout(Duration::from_secs(10), blpop)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(interrupted >= 3, "BLPOP interrupted {interrupted} times");
+    let stats = harness.stats();
+    assert!(
+        stats.expired().next().is_none(),
+        "closed by expiry: {:?}",
+        stats.expired().collect::<Vec<_>>()
+    );
+    assert_eq!(provider.calls(), manager.status().refreshes);
 }
