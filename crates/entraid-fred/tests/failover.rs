@@ -5,9 +5,11 @@
 //! - `a_killed_primary_is_replaced_and_nothing_expires`: primary 0 is killed (SIGKILL) after two rotations and its
 //!   replica takes over;
 //! - `a_new_primary_with_migrated_slots_and_nothing_expires`: a fourth primary is added and 300 of primary 0's slots
-//!   (with their keys) are migrated to it while the writers run.
+//!   (with their keys) are migrated to it while the writers run;
+//! - `unblocking_goes_on_past_a_removed_node` (Data Owner, a blocked client only): a node joins, takes slots, gives
+//!   them back and is removed; the adapter's `CLIENT UNBLOCK` still interrupts the `BLPOP` at every rotation.
 //!
-//! Each covers both protocols: the single and blocked clients speak one, the pool the other (the first test RESP3 /
+//! The first two cover both protocols: the single and blocked clients speak one, the pool the other (the first test RESP3 /
 //! RESP2, the second the reverse). Asserted: no connection closed by expiry (before, during or after the change:
 //! the adapter converges again by itself), no refused AUTH, every acknowledged SET read back at the end, every
 //! acknowledged list item popped in order, both subscribers still receiving, one identity request per token at the
@@ -485,4 +487,89 @@ async fn a_killed_primary_is_replaced_and_nothing_expires() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_primary_with_migrated_slots_and_nothing_expires() {
     run("fo-add", Change::AddPrimary, RespVersion::RESP2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unblocking_goes_on_past_a_removed_node() {
+    // A node joins (the blocked client connects to it), gets slots, gives them back and is removed while a client
+    // is blocked in `BLPOP key 0` on another node (Data Owner, so CLIENT UNBLOCK is allowed): every later rotation
+    // still interrupts the BLPOP, and nothing expires. fred 10.1 keeps a removed node's connection id until the
+    // client's next cluster sync (it rebuilds the ids from its live connections at each sync); a rotation in
+    // between makes the adapter's CLIENT UNBLOCK loop meet the dead server, which it passes over (the loop goes
+    // on). Whether the id was still there at the rotation is printed.
+    let mut harness = RedisHarness::start(HarnessOptions {
+        topology: Topology::Cluster { masters: 3 },
+        access_policy: AccessPolicy::DataOwner,
+        ..HarnessOptions::default()
+    })
+    .await
+    .unwrap();
+    let provider = MintingProvider::new("fo-removed", LIFETIME);
+    let manager = TokenManager::start(provider.clone(), manager_options()).unwrap();
+    let auth = EntraIdAuth::new(manager.clone());
+    let blocked = new_client(&harness, &auth, RespVersion::RESP3).await;
+    let _attached = auth.attach(&blocked);
+    // `BLPOP queue 0` (primary 2) until the end marker.
+    let consumer = {
+        let client = blocked.clone();
+        tokio::spawn(async move {
+            loop {
+                match client.blpop::<Option<(String, u64)>, _>("queue", 0.0).await {
+                    Ok(Some((_, n))) if n == END => return,
+                    Ok(_) => {}
+                    Err(e) if *e.kind() == ErrorKind::Timeout => {}
+                    Err(e) => panic!("BLPOP failed: {e}"),
+                }
+            }
+        })
+    };
+    // A fourth primary with some of primary 0's slots: the blocked client learns it at its next cluster sync (after
+    // the next re-AUTH) and connects to it.
+    let nodes = harness.cluster_nodes_mut().unwrap();
+    let new = nodes.add_primary().await.unwrap();
+    nodes.migrate_slots(0, new, 0..=99).await.unwrap();
+    let new_addr = nodes.gateways()[new].addr();
+    let knows_new = |client: &Client| {
+        client
+            .connection_ids()
+            .keys()
+            .any(|s| s.port == new_addr.port())
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !knows_new(&blocked) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never connected to the new node"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The slots go back and the node is removed.
+    let nodes = harness.cluster_nodes_mut().unwrap();
+    nodes.migrate_slots(new, 0, 0..=99).await.unwrap();
+    nodes.remove_node(new).await.unwrap();
+    let unblocks = auth.stats().unblocks;
+    wait_rotations(&manager, 3).await;
+    settle(&auth).await;
+    let stats = auth.stats();
+    eprintln!(
+        "removed node still among the connection ids: {}; {stats:?}",
+        knows_new(&blocked)
+    );
+    assert!(
+        stats.unblocks >= unblocks + 2,
+        "the BLPOP was not interrupted at every rotation: {stats:?}"
+    );
+    let end = new_client(&harness, &auth, RespVersion::RESP3).await;
+    let _: i64 = end.rpush("queue", END).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), consumer)
+        .await
+        .expect("BLPOP gets the end marker")
+        .unwrap();
+    let expired: Vec<_> = harness
+        .stats()
+        .expired()
+        .map(|c| format!("{:?} last {}", c.client_name, c.last_command))
+        .collect();
+    assert!(expired.is_empty(), "closed by expiry: {expired:?}");
+    assert_eq!(provider.calls(), manager.status().refreshes);
 }
