@@ -1324,29 +1324,48 @@ impl Session {
             encode_command(&args, out);
             return Expect::Replies(1);
         }
-        let verdict = self.verdict(user, token);
-        let (expect, [u, p]) = match verdict {
-            Ok(valid) if !self.resp2_subscribed() => {
+        let (expect, [u, p]) = self.authenticate(user, token, None, false);
+        encode_command(&[args[0].clone(), u, p], out);
+        expect
+    }
+
+    /// Decides a credential change (`AUTH`, `HELLO ... AUTH`): for a valid token outside RESP2 subscriber mode, the
+    /// principal's backend credentials and the effect (user, deadline, `protocol`) to apply when the server's reply
+    /// arrives (whatever it is, when `always`); otherwise the refusal is counted and the backend gets credentials
+    /// it refuses.
+    fn authenticate(
+        &mut self,
+        user: &[u8],
+        token: &[u8],
+        protocol: Option<u8>,
+        always: bool,
+    ) -> (Expect, [Bytes; 2]) {
+        let verdict = match self.verdict(user, token) {
+            Ok(_) if self.resp2_subscribed() => Err(Refusal::SubscriberContext),
+            other => other,
+        };
+        match verdict {
+            Ok(valid) => {
+                if !self.in_multi
+                    && let Some(p) = protocol
+                {
+                    self.protocol = p;
+                }
                 let credentials = self.backend_credentials(&valid.oid);
                 let effect = Effect {
                     auth: Some(valid),
-                    ..Effect::default()
+                    protocol,
+                    reset: false,
                 };
-                let expect = self.queue_or_expect(effect, false);
+                let expect = self.queue_or_expect(effect, always);
                 self.authenticated = true;
                 (expect, credentials)
-            }
-            Ok(_) => {
-                self.refuse_auth(Refusal::SubscriberContext);
-                (Expect::Replies(1), Self::refused_credentials())
             }
             Err(why) => {
                 self.refuse_auth(why);
                 (Expect::Replies(1), Self::refused_credentials())
             }
-        };
-        encode_command(&[args[0].clone(), u, p], out);
-        expect
+        }
     }
 
     /// Inside `MULTI` the effect waits for `EXEC` (the command itself gets `+QUEUED`); otherwise it waits for the
@@ -1418,36 +1437,11 @@ impl Session {
             encode_command(&args, out);
             return Expect::Replies(1);
         }
-        let verdict = self.verdict(&args[last_auth], &args[last_auth + 1]);
-        let (expect, [u, p]) = match verdict {
-            Ok(valid) if !self.resp2_subscribed() => {
-                // With a refused name the server has authenticated the connection, then answers the name's error
-                // and keeps the protocol: the AUTH takes effect whatever the reply.
-                let protocol = if name_ok { protover } else { None };
-                if !self.in_multi
-                    && let Some(p) = protocol
-                {
-                    self.protocol = p;
-                }
-                let credentials = self.backend_credentials(&valid.oid);
-                let effect = Effect {
-                    auth: Some(valid),
-                    protocol,
-                    reset: false,
-                };
-                let expect = self.queue_or_expect(effect, !name_ok);
-                self.authenticated = true;
-                (expect, credentials)
-            }
-            Ok(_) => {
-                self.refuse_auth(Refusal::SubscriberContext);
-                (Expect::Replies(1), Self::refused_credentials())
-            }
-            Err(why) => {
-                self.refuse_auth(why);
-                (Expect::Replies(1), Self::refused_credentials())
-            }
-        };
+        // With a refused name the server has authenticated the connection, then answers the name's error and keeps
+        // the protocol: the AUTH takes effect whatever the reply.
+        let protocol = if name_ok { protover } else { None };
+        let (user, token) = (args[last_auth].clone(), args[last_auth + 1].clone());
+        let (expect, [u, p]) = self.authenticate(&user, &token, protocol, !name_ok);
         for at in auth_at {
             args[at] = u.clone();
             args[at + 1] = p.clone();
