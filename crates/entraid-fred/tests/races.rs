@@ -244,7 +244,7 @@ fn blocked_forever(client: Client) -> tokio::task::JoinHandle<u64> {
             {
                 Ok(Some((_, item))) if item == "end" => return interrupted,
                 Ok(_) => interrupted += 1,
-                Err(e) if *e.kind() == fred::error::ErrorKind::Timeout => interrupted += 1,
+                Err(e) if *e.kind() == ErrorKind::Timeout => interrupted += 1,
                 Err(e) => panic!("BLPOP failed: {e}"),
             }
         }
