@@ -10,7 +10,7 @@
 //! Requests that carry credentials are rewritten before forwarding:
 //!
 //! - `AUTH user token` (and `AUTH token`, user `default`) and `HELLO <proto> ... AUTH user token ...`: the gateway
-//!   verifies the token's RS256 signature with its [`JwtVerifier`] (by default the emulator's key), `aud` (by
+//!   verifies the token's RS256 signature with its [`JwtVerifier`](crate::keys::JwtVerifier) (by default the emulator's key), `aud` (by
 //!   default `https://redis.azure.com`), `exp` > now, `nbf` <= now (plus [`GatewayOptions::nbf_leeway`]) and that
 //!   `user` equals the token's `oid`. A valid token is replaced by the backend's own credentials, so the backend
 //!   answers `+OK` (or the `HELLO` reply, in the requested protocol). An invalid token is replaced by a user the
