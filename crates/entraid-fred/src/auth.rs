@@ -434,24 +434,28 @@ async fn work(
             continue;
         };
         let Some(inner) = inner.upgrade() else { return };
-        held = Some(apply(&inner, &target, published, &mut latest, held.as_deref()).await);
-        applied.store(
-            latest.borrow().as_ref().map_or(0, |p| p.generation),
-            Ordering::SeqCst,
-        );
+        let (token, generation) =
+            apply(&inner, &target, published, &mut latest, held.as_deref()).await;
+        held = Some(token);
+        // The generation the target's connections now hold, not the newest published: one published while this
+        // one was being applied is still to be applied (`latest` shows it changed), and until it is, the target
+        // is not up to date.
+        applied.store(generation, Ordering::SeqCst);
         inner.applied.notify_waiters();
     }
 }
 
 /// Applies `published` (or a newer token, should one arrive meanwhile) to `target`, retrying until it works, or
-/// reconnecting when the token its connections hold is about to expire. Returns the token the target now holds.
+/// reconnecting when the token its connections hold is about to expire. Returns the token the target now holds and
+/// its generation (after a reconnect, which authenticates with the manager's current token, the generation being
+/// applied: never more than the target holds).
 async fn apply(
     inner: &Arc<Inner>,
     target: &Arc<Target>,
     mut published: Published,
     latest: &mut watch::Receiver<Option<Published>>,
     held: Option<&Token>,
-) -> Arc<Token> {
+) -> (Arc<Token>, u64) {
     let options = &inner.options;
     // The connections hold `held` until re-authenticated: its expiry is the deadline.
     let deadline = held.map(|t| deadline_for(t, options));
@@ -485,7 +489,7 @@ async fn apply(
                     .counters
                     .reconnects
                     .fetch_add(outcome.reconnected, Ordering::Relaxed);
-                return token;
+                return (token, published.generation);
             }
             Err(error) => {
                 Counters::add(&inner.counters.reauths_failed);
@@ -508,7 +512,10 @@ async fn apply(
                             report.reconnected = true;
                             inner.report(report);
                             // A reconnect authenticates with the manager's current token.
-                            return inner.manager.current().unwrap_or(token);
+                            return (
+                                inner.manager.current().unwrap_or(token),
+                                published.generation,
+                            );
                         }
                         Err(e) => {
                             report.message =
@@ -520,7 +527,7 @@ async fn apply(
                 // Wait before the next attempt, but move on at once to a newer token.
                 tokio::select! {
                     () = tokio::time::sleep(delay) => {}
-                    changed = latest.changed() => if changed.is_err() { return token },
+                    changed = latest.changed() => if changed.is_err() { return (token, 0) },
                 }
                 if let Some(newer) = latest.borrow_and_update().clone() {
                     published = newer;

@@ -575,7 +575,28 @@ async fn reconnect_subscriber(
     let work = async {
         subscriber.force_reconnection().await?;
         subscriber.wait_for_connect().await?;
-        subscriber.resubscribe_all().await
+        // Not fred's `resubscribe_all`: fred 10.1 sends it `PSUBSCRIBE` (and `SUBSCRIBE`) even with nothing to
+        // subscribe, and the server's error to that empty command is taken as the reply of the connection's next
+        // command (an AUTH, or the application's).
+        resubscribe(
+            subscriber,
+            subscriber
+                .tracked_channels()
+                .into_iter()
+                .map(Key::from)
+                .collect(),
+            subscriber
+                .tracked_patterns()
+                .into_iter()
+                .map(Key::from)
+                .collect(),
+            subscriber
+                .tracked_shard_channels()
+                .into_iter()
+                .map(Key::from)
+                .collect(),
+        )
+        .await
     };
     tokio::time::timeout(options.auth_timeout * 2, work)
         .await

@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::{MintingProvider, builder, manager_options};
 use entraid_fred::EntraIdAuth;
 use entraid_manager::TokenManager;
-use entraid_testkit::redis::RedisHarness;
+use entraid_testkit::redis::{AccessPolicy, RedisHarness};
 use fred::prelude::*;
 use fred::types::RespVersion;
 
@@ -175,4 +175,168 @@ async fn one_failing_pool_member_is_the_only_one_reconnected() {
         "a healthy member was reconnected too: {replaced:?} (bad: {bad})"
     );
     pool.quit().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnected_subscriber_gets_no_stray_reply() {
+    // fred 10.1's `resubscribe_all` sends `PSUBSCRIBE` with no pattern when only channels are subscribed; the
+    // server's error to it is taken as the reply of the connection's next command. The adapter reconnects a
+    // subscriber whose re-AUTH keeps failing; afterwards its next commands (the adapter's AUTH, a PING) must get
+    // their own replies.
+    let harness = RedisHarness::standalone().await.unwrap();
+    let provider = MintingProvider::new("stray", Duration::from_secs(4));
+    let manager = TokenManager::start(provider.clone(), manager_options()).unwrap();
+    let auth = EntraIdAuth::new(manager.clone());
+    let mut errors = auth.subscribe_errors();
+    let subscriber = builder(&harness, &auth, RespVersion::RESP2)
+        .build_subscriber_client()
+        .unwrap();
+    subscriber.init().await.unwrap();
+    subscriber.subscribe("events").await.unwrap();
+    let _attached = auth.attach(&subscriber);
+    // Every re-AUTH of the subscriber is refused: only a reconnect before its token expires saves it.
+    harness.set_refuse_reauth_named(Some(subscriber.id().to_owned()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while auth.stats().reconnects == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "never reconnected");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    harness.set_refuse_reauth_named(None);
+    common::wait_rotations(&manager, 1).await;
+    common::settle(&auth).await;
+    for _ in 0..3 {
+        let pong = subscriber.ping::<Value>(None).await;
+        assert!(pong.is_ok(), "a stray reply: {pong:?}");
+    }
+    let publisher = builder(&harness, &auth, RespVersion::RESP3)
+        .build()
+        .unwrap();
+    publisher.init().await.unwrap();
+    let mut messages = subscriber.message_rx();
+    let _: i64 = publisher.publish("events", "after").await.unwrap();
+    let message = tokio::time::timeout(Duration::from_secs(5), messages.recv())
+        .await
+        .expect("still subscribed after the reconnect")
+        .unwrap();
+    assert_eq!(message.value.as_str().as_deref(), Some("after"));
+    while let Ok(error) = errors.try_recv() {
+        assert!(
+            !error.message.contains("wrong number of arguments"),
+            "a stray reply reached the adapter: {error}"
+        );
+    }
+    assert!(
+        harness.stats().expired().next().is_none(),
+        "closed by expiry: {:?}",
+        harness.stats()
+    );
+    subscriber.quit().await.unwrap();
+}
+
+/// `BLPOP queue 0` until `"end"`; returns how many times it came back empty (interrupted).
+fn blocked_forever(client: Client) -> tokio::task::JoinHandle<u64> {
+    tokio::spawn(async move {
+        let mut interrupted = 0;
+        loop {
+            match client
+                .blpop::<Option<(String, String)>, _>("queue", 0.0)
+                .await
+            {
+                Ok(Some((_, item))) if item == "end" => return interrupted,
+                Ok(_) => interrupted += 1,
+                Err(e) if *e.kind() == ErrorKind::Timeout => interrupted += 1,
+                Err(e) => panic!("BLPOP failed: {e}"),
+            }
+        }
+    })
+}
+
+/// Waits until the adapter has interrupted more than `than` blocking commands.
+async fn unblocks_above(auth: &EntraIdAuth, than: u64) -> u64 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let unblocks = auth.stats().unblocks;
+        if unblocks > than {
+            return unblocks;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no CLIENT UNBLOCK: {:?}",
+            auth.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_control_client_recovers_and_the_next_rotation_still_unblocks() {
+    let harness = RedisHarness::standalone_with(AccessPolicy::DataOwner)
+        .await
+        .unwrap();
+    let provider = MintingProvider::new("ctl", Duration::from_secs(4));
+    let manager = TokenManager::start(provider.clone(), manager_options()).unwrap();
+    let auth = EntraIdAuth::new(manager.clone());
+    let client = builder(&harness, &auth, RespVersion::RESP3)
+        .build()
+        .unwrap();
+    client.init().await.unwrap();
+    let _attached = auth.attach(&client);
+    let blpop = blocked_forever(client.clone());
+    // The first rotation interrupts the BLPOP from a control client built for it.
+    let unblocks = unblocks_above(&auth, 0).await;
+
+    // Kill the control client's connection on the server (its name is neither the client's nor empty).
+    let mut admin = harness.servers()[0].connect().await.unwrap();
+    let list = admin
+        .command(&["CLIENT", "LIST"])
+        .await
+        .unwrap()
+        .as_text()
+        .unwrap();
+    let control: Vec<(String, String)> = list
+        .lines()
+        .filter_map(|line| {
+            let field = |k: &str| {
+                line.split(' ')
+                    .find_map(|f| f.strip_prefix(k))
+                    .map(str::to_owned)
+            };
+            Some((field("id=")?, field("name=")?))
+        })
+        .filter(|(_, name)| !name.is_empty() && name != client.id())
+        .collect();
+    assert_eq!(control.len(), 1, "one control connection: {list}");
+    let (id, name) = control[0].clone();
+    let reply = admin.command(&["CLIENT", "KILL", "ID", &id]).await.unwrap();
+    assert_eq!(reply, entraid_testkit::redis::RespValue::Integer(1));
+    harness.gateways()[0]
+        .wait_for(Duration::from_secs(5), |s| {
+            s.closed
+                .iter()
+                .any(|c| c.client_name.as_deref() == Some(name.as_str()))
+        })
+        .await
+        .unwrap();
+
+    // The next two rotations still interrupt the BLPOP, and nothing expires.
+    let unblocks = unblocks_above(&auth, unblocks).await;
+    unblocks_above(&auth, unblocks).await;
+    common::settle(&auth).await;
+    let pusher = builder(&harness, &auth, RespVersion::RESP3)
+        .build()
+        .unwrap();
+    pusher.init().await.unwrap();
+    let _: i64 = pusher.rpush("queue", "end").await.unwrap();
+    let interrupted = tokio::time::timeout(Duration::from_secs(10), blpop)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(interrupted >= 3, "BLPOP interrupted {interrupted} times");
+    let stats = harness.stats();
+    assert!(
+        stats.expired().next().is_none(),
+        "closed by expiry: {:?}",
+        stats.expired().collect::<Vec<_>>()
+    );
+    assert_eq!(provider.calls(), manager.status().refreshes);
 }

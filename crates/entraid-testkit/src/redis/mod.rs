@@ -12,7 +12,9 @@
 //!   each token's principal as real ACL rules on redis-server, so redis-server itself answers `NOPERM` as Azure
 //!   does. The harness applies **Data Contributor** unless told otherwise: `CLIENT UNBLOCK`, `INFO` and every
 //!   other `@dangerous` command are refused.
-//! - [`RedisCluster`]: masters in cluster mode, each behind its own gateway and announcing its gateway's port.
+//! - [`RedisCluster`]: primaries (and optionally replicas) in cluster mode, each behind its own gateway and
+//!   announcing its gateway's port, with helpers to kill or pause a primary, fail over, add a primary and migrate
+//!   slots, each waiting until the cluster has converged.
 //! - [`RedisHarness`]: the convenient entry point: standalone, standalone with TLS, or cluster.
 //! - [`RespClient`]: a raw RESP client for tests and benchmarks.
 //!
@@ -44,7 +46,10 @@ mod scan;
 mod server;
 
 pub use client::{RespClient, RespStream};
-pub use cluster::{ClusterOptions, RedisCluster, SLOTS, slot_range};
+pub use cluster::{
+    ClusterOptions, FailoverMode, Failure, RedisCluster, Role, SLOTS, SlotRange, parse_slots,
+    slot_range,
+};
 pub use gateway::{
     Backend, CloseReason, ClosedConnection, ConnectionInfo, Gateway, GatewayOptions, GatewayStats,
     REDIS_AUDIENCE,
@@ -175,6 +180,10 @@ pub struct HarnessOptions {
     /// [`AccessPolicy`]). Default: [`AccessPolicy::DataContributor`], Azure's usual one for applications, which
     /// refuses `CLIENT UNBLOCK`, `INFO` and every other `@dangerous` command with `NOPERM`.
     pub access_policy: AccessPolicy,
+    /// In a cluster: how many replicas each primary gets (each behind its own gateway). Default: 0.
+    pub replicas_per_master: usize,
+    /// In a cluster: `cluster-node-timeout`. Default: none (the cluster's default, 5 s).
+    pub cluster_node_timeout: Option<Duration>,
 }
 
 /// Redis behind enforcing gateways: the entry point for tests, the demo and benchmarks.
@@ -185,6 +194,8 @@ pub struct RedisHarness {
     // Field order is drop order: gateways stop before their servers are killed.
     gateways: Vec<Gateway>,
     servers: Vec<RedisServer>,
+    /// The cluster's nodes, for a cluster (then `gateways` and `servers` are empty).
+    cluster: Option<RedisCluster>,
     tls_client: Option<Arc<rustls::ClientConfig>>,
 }
 
@@ -270,20 +281,27 @@ impl RedisHarness {
                 Ok(Self {
                     gateways: vec![gateway],
                     servers: vec![server],
+                    cluster: None,
                     tls_client,
                 })
             }
             Topology::Cluster { masters } => {
-                let RedisCluster { gateways, servers } = RedisCluster::start(ClusterOptions {
+                let defaults = ClusterOptions::default();
+                let cluster = RedisCluster::start(ClusterOptions {
                     masters,
+                    replicas_per_master: options.replicas_per_master,
+                    node_timeout: options
+                        .cluster_node_timeout
+                        .unwrap_or(defaults.node_timeout),
                     server: options.server,
                     gateway: gateway_options,
-                    ..ClusterOptions::default()
+                    ..defaults
                 })
                 .await?;
                 Ok(Self {
-                    gateways,
-                    servers,
+                    gateways: Vec::new(),
+                    servers: Vec::new(),
+                    cluster: Some(cluster),
                     tls_client,
                 })
             }
@@ -292,17 +310,27 @@ impl RedisHarness {
 
     /// The first gateway's address (the one to give a standalone client, or a cluster client's seed).
     pub fn addr(&self) -> SocketAddr {
-        self.gateways[0].addr()
+        self.gateways()[0].addr()
+    }
+
+    /// The cluster's nodes (roles, failover, scale-out), for a cluster.
+    pub fn cluster_nodes(&self) -> Option<&RedisCluster> {
+        self.cluster.as_ref()
+    }
+
+    /// The cluster's nodes, to change the topology (kill, pause, fail over, add a primary, migrate slots).
+    pub fn cluster_nodes_mut(&mut self) -> Option<&mut RedisCluster> {
+        self.cluster.as_mut()
     }
 
     /// Every gateway's address, in node order.
     pub fn addrs(&self) -> Vec<SocketAddr> {
-        self.gateways.iter().map(Gateway::addr).collect()
+        self.gateways().iter().map(Gateway::addr).collect()
     }
 
     /// Every redis-server's own address (no gateway, password required), for benchmarks and setup.
     pub fn direct_addrs(&self) -> Vec<SocketAddr> {
-        self.servers.iter().map(RedisServer::addr).collect()
+        self.servers().iter().map(RedisServer::addr).collect()
     }
 
     /// A `redis://` (or `rediss://` with TLS) URL of the first gateway, without credentials.
@@ -321,20 +349,22 @@ impl RedisHarness {
         self.tls_client.clone()
     }
 
-    /// The gateways, in node order.
+    /// The gateways, in node order (a cluster's, including nodes added since it started).
     pub fn gateways(&self) -> &[Gateway] {
-        &self.gateways
+        self.cluster
+            .as_ref()
+            .map_or(&self.gateways, |c| c.gateways())
     }
 
     /// The redis-servers, in node order.
     pub fn servers(&self) -> &[RedisServer] {
-        &self.servers
+        self.cluster.as_ref().map_or(&self.servers, |c| c.servers())
     }
 
     /// Every gateway's counters, added up.
     pub fn stats(&self) -> GatewayStats {
         let mut total = GatewayStats::default();
-        for gateway in &self.gateways {
+        for gateway in self.gateways() {
             total.merge(&gateway.stats());
         }
         total
@@ -342,21 +372,21 @@ impl RedisHarness {
 
     /// Fault injection on every gateway: see [`Gateway::set_refuse_reauth_named`].
     pub fn set_refuse_reauth_named(&self, name: Option<String>) {
-        for gateway in &self.gateways {
+        for gateway in self.gateways() {
             gateway.set_refuse_reauth_named(name.clone());
         }
     }
 
     /// Fault injection on every gateway: see [`Gateway::set_refuse_reauth`].
     pub fn set_refuse_reauth(&self, refuse: bool) {
-        for gateway in &self.gateways {
+        for gateway in self.gateways() {
             gateway.set_refuse_reauth(refuse);
         }
     }
 
     /// Every gateway's live connections.
     pub fn connections(&self) -> Vec<ConnectionInfo> {
-        self.gateways
+        self.gateways()
             .iter()
             .flat_map(Gateway::connections)
             .collect()

@@ -340,6 +340,45 @@ fn int_of(line: &[u8]) -> Result<i64, ProtocolError> {
         .ok_or(ProtocolError("invalid integer in reply"))
 }
 
+/// A length or count line of a reply: an optional `-` and decimal digits (no `+`, no spaces; `?`, RESP3's
+/// streamed types, is refused).
+pub(crate) fn parse_len(line: &[u8]) -> Result<i64, ProtocolError> {
+    if line == b"?" {
+        return Err(ProtocolError("streamed RESP3 types are not supported"));
+    }
+    let (negative, digits) = match line.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, line),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(ProtocolError("invalid integer in reply"));
+    }
+    let value = std::str::from_utf8(digits)
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .ok_or(ProtocolError("invalid integer in reply"))?;
+    Ok(if negative { -value } else { value })
+}
+
+/// The header of an aggregate reply (`*`, `~`, `>`, `%` or `|` and its count line), as the reply parser and the
+/// gateway's reply scanner both read it: `None` for a null (`*-1`), else how many elements follow (twice the count
+/// for maps and attributes).
+pub(crate) fn aggregate_elements(kind: u8, line: &[u8]) -> Result<Option<u64>, ProtocolError> {
+    let count = parse_len(line)?;
+    if count < 0 {
+        return Ok(None);
+    }
+    let count = u64::try_from(count).map_err(|_| ProtocolError("invalid length"))?;
+    if matches!(kind, b'%' | b'|') {
+        count
+            .checked_mul(2)
+            .map(Some)
+            .ok_or(ProtocolError("invalid length"))
+    } else {
+        Ok(Some(count))
+    }
+}
+
 fn parse_value(
     buf: &Bytes,
     pos: usize,
@@ -390,19 +429,10 @@ fn parse_value(
             return Ok(Some((value, end)));
         }
         b'*' | b'~' | b'>' | b'%' | b'|' => {
-            let count = int_of(line)?;
-            if count < 0 {
+            let Some(elements) = aggregate_elements(kind, line)? else {
                 return Ok(Some((RespValue::Null, next)));
-            }
-            let count = usize::try_from(count).map_err(|_| ProtocolError("invalid length"))?;
-            let elements = if matches!(kind, b'%' | b'|') {
-                count
-                    .checked_mul(2)
-                    .ok_or(ProtocolError("invalid length"))?
-            } else {
-                count
             };
-            let mut items = Vec::with_capacity(elements.min(1024));
+            let mut items = Vec::with_capacity(usize::try_from(elements.min(1024)).unwrap_or(1024));
             let mut pos = next;
             for _ in 0..elements {
                 let Some((item, after)) = parse_value(buf, pos, depth + 1)? else {
@@ -416,7 +446,7 @@ fn parse_value(
                 b'~' => RespValue::Set(items),
                 b'>' => RespValue::Push(items),
                 b'%' => {
-                    let mut pairs = Vec::with_capacity(count);
+                    let mut pairs = Vec::with_capacity(items.len() / 2);
                     let mut it = items.into_iter();
                     while let (Some(k), Some(v)) = (it.next(), it.next()) {
                         pairs.push((k, v));

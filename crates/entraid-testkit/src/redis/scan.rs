@@ -12,7 +12,7 @@
 //! annotates the value after it, which is the frame (or the element) reported. Streamed strings and aggregates
 //! (`$?`, `*?`), which redis-server never sends, are a [`ProtocolError`].
 
-use super::resp::ProtocolError;
+use super::resp::{ProtocolError, aggregate_elements, parse_len};
 
 /// Longest header line kept (the rest of a longer simple string or error is skipped, not stored).
 const LINE_CAP: usize = 64;
@@ -98,24 +98,6 @@ impl Default for ReplyScanner {
             frame: Frame::default(),
         }
     }
-}
-
-fn parse_len(line: &[u8]) -> Result<i64, ProtocolError> {
-    if line == b"?" {
-        return Err(ProtocolError("streamed RESP3 types are not supported"));
-    }
-    let (negative, digits) = match line.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, line),
-    };
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return Err(ProtocolError("invalid integer in reply"));
-    }
-    let value = std::str::from_utf8(digits)
-        .ok()
-        .and_then(|s| s.parse::<i64>().ok())
-        .ok_or(ProtocolError("invalid integer in reply"))?;
-    Ok(if negative { -value } else { value })
 }
 
 impl ReplyScanner {
@@ -272,19 +254,11 @@ impl ReplyScanner {
             }
             _ => {
                 // Aggregates: * ~ > % |
-                let count = parse_len(self.line().ok_or(ProtocolError("reply line too long"))?)?;
-                if count < 0 {
+                let line = self.line().ok_or(ProtocolError("reply line too long"))?;
+                let Some(elements) = aggregate_elements(kind, line)? else {
                     self.begin_value(kind, true);
                     self.value_done(on_frame);
                     return Ok(());
-                }
-                let count = u64::try_from(count).map_err(|_| ProtocolError("invalid length"))?;
-                let elements = if matches!(kind, b'%' | b'|') {
-                    count
-                        .checked_mul(2)
-                        .ok_or(ProtocolError("invalid length"))?
-                } else {
-                    count
                 };
                 self.begin_value(kind, false);
                 if elements == 0 {
