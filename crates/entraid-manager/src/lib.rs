@@ -134,7 +134,8 @@ mod clock;
 mod hot;
 mod manager;
 mod options;
-mod refresh;
+mod refresh_loop;
+mod state;
 mod subscription;
 mod watch;
 

@@ -1,5 +1,5 @@
-//! The background refresh task: ask the identity provider, schedule the next refresh, retry on failure forever,
-//! drop the token when it expires, and tell the subscribers.
+//! The refresh loop: the background task that asks the identity provider, schedules the next refresh (by the
+//! rules in `clock.rs`), retries on failure forever, drops the token when it expires, and tells the subscribers.
 //!
 //! One task per manager runs this loop, so there is never more than one identity-provider request in flight. Each
 //! request runs in its own short-lived task under `request_timeout`: a provider that hangs is cancelled, and one
@@ -22,7 +22,7 @@ use tokio::time::{Instant, sleep_until, timeout_at};
 
 use crate::backoff::{Rng, retry_delay};
 use crate::clock::{FAR, WallClock, identical_retry, jittered, later, refresh_plan, wall_ahead};
-use crate::manager::{Failure, Shared, State};
+use crate::state::{Failure, Shared, State};
 use crate::options::RetryOptions;
 use crate::subscription::TokenEvent;
 
