@@ -18,44 +18,14 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use entraid_core::{Error, IdentityProvider, Token};
-use entraid_manager::{TokenManager, TokenManagerOptions, TokenWatch};
+use entraid_manager::{Subscription, TokenEvent, TokenManager, TokenManagerOptions, TokenWatch};
 use fred::interfaces::ClientLike;
 
 use crate::credentials::EntraCredentialProvider;
+use crate::error::{ReauthError, ReauthErrorKind, token_error};
 use crate::options::ReauthOptions;
 use crate::stats::{Counters, ReauthStats};
 use crate::target::{Attachable, Target};
-
-/// A re-authentication failure, as delivered to [`EntraIdAuth::subscribe_errors`] (the Go library's
-/// `OnReAuthenticationError`).
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct ReauthError {
-    /// Which attached client failed (`client <id>`, `subscriber <id>`, `pool of <n>`).
-    pub target: String,
-    /// The attempt that failed, from 1.
-    pub attempt: u32,
-    /// What fred reported (never contains the token).
-    pub message: String,
-    /// Whether the client was then reconnected with the current token.
-    pub reconnected: bool,
-}
-
-impl fmt::Display for ReauthError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "re-authentication of {} failed (attempt {}): {}",
-            self.target, self.attempt, self.message
-        )?;
-        if self.reconnected {
-            f.write_str("; reconnected with the current token")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ReauthError {}
 
 /// A token as published to the workers, numbered.
 #[derive(Clone)]
@@ -197,7 +167,9 @@ impl EntraIdAuth {
         // The manager's own stream of generations: a token published at any time, even before this task runs,
         // is never missed (its first `changed` returns the token held now).
         let tokens = inner.manager.watch();
-        let handle = tokio::spawn(publish(Arc::downgrade(&inner), tokens));
+        // The manager's failures too: each is reported to `subscribe_errors` with its typed error.
+        let events = inner.manager.subscribe();
+        let handle = tokio::spawn(publish(Arc::downgrade(&inner), tokens, events));
         *inner.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle.abort_handle());
         Self {
             handle: Arc::new(Handle { inner }),
@@ -284,12 +256,14 @@ impl EntraIdAuth {
                 move |panic| {
                     if let Some(inner) = reporter.upgrade() {
                         inner.report(ReauthError {
+                            kind: ReauthErrorKind::WorkerPanic,
                             target: describe.clone(),
                             attempt: 0,
                             message: format!(
                                 "the re-authentication worker panicked ({panic}); restarted"
                             ),
                             reconnected: false,
+                            token_error: None,
                         });
                     }
                 },
@@ -318,7 +292,9 @@ impl EntraIdAuth {
             .map(|p| p.token.clone())
     }
 
-    /// Re-authentication failures, as they happen (a lagging receiver misses the oldest).
+    /// Failures, as they happen (a lagging receiver misses the oldest): each failed re-authentication of an attached
+    /// client, and each failed token refresh of the manager ([`ReauthErrorKind::Refresh`], with the manager's
+    /// typed error in [`ReauthError::token_error`]: AADSTS codes through [`ReauthError::entra_error`]).
     pub fn subscribe_errors(&self) -> broadcast::Receiver<ReauthError> {
         self.inner().errors.subscribe()
     }
@@ -336,9 +312,24 @@ impl EntraIdAuth {
 }
 
 /// Publishes each new token generation of the manager to the workers and measures how long until all of them have
-/// applied it.
-async fn publish(inner: Weak<Inner>, mut tokens: TokenWatch) {
-    while let Some(next) = tokens.changed().await {
+/// applied it; reports each of the manager's failures.
+async fn publish(inner: Weak<Inner>, mut tokens: TokenWatch, mut events: Subscription) {
+    loop {
+        let next = tokio::select! {
+            next = tokens.changed() => next,
+            event = events.recv() => {
+                match event {
+                    Some(TokenEvent::Error(error)) => {
+                        let Some(inner) = inner.upgrade() else { return };
+                        refresh_failed(&inner, error);
+                        continue;
+                    }
+                    Some(_) => continue,
+                    None => return,
+                }
+            }
+        };
+        let Some(next) = next else { return };
         let Some(inner) = inner.upgrade() else { return };
         Counters::add(&inner.counters.rotations);
         let started = Instant::now();
@@ -349,6 +340,22 @@ async fn publish(inner: Weak<Inner>, mut tokens: TokenWatch) {
         }));
         tokio::spawn(measure(Arc::downgrade(&inner), generation, started));
     }
+}
+
+/// The manager could not get a new token: a WARN and a [`ReauthError`] of kind
+/// [`Refresh`](ReauthErrorKind::Refresh) carrying the manager's error. The attached clients keep the token they hold.
+fn refresh_failed(inner: &Inner, error: Arc<Error>) {
+    let attempt = inner.manager.status().consecutive_failures.max(1);
+    tracing::warn!(provider = %inner.manager.provider_name(), attempt, retryable = error.is_retryable(),
+        error = %error, "token refresh failed; attached clients keep the token they hold while the manager retries");
+    let _ = inner.errors.send(ReauthError {
+        kind: ReauthErrorKind::Refresh,
+        target: "token manager".to_owned(),
+        attempt,
+        message: error.to_string(),
+        reconnected: false,
+        token_error: Some(error),
+    });
 }
 
 /// Waits until every attached target has applied `generation` (or a newer one), then records the latency.
@@ -490,10 +497,12 @@ async fn apply(
             Err(error) => {
                 Counters::add(&inner.counters.reauths_failed);
                 let mut report = ReauthError {
+                    kind: ReauthErrorKind::Reauth,
                     target: target.describe(),
                     attempt,
                     message: error.to_string(),
                     reconnected: false,
+                    token_error: token_error(&error),
                 };
                 if deadline.is_none_or(|d| Instant::now() + delay >= d) {
                     let limit = options
@@ -512,7 +521,8 @@ async fn apply(
                         }
                         Err(e) => {
                             report.message =
-                                format!("{}; reconnect failed too: {e}", report.message)
+                                format!("{}; reconnect failed too: {e}", report.message);
+                            report.token_error = report.token_error.or_else(|| token_error(&e));
                         }
                     }
                 }

@@ -43,6 +43,7 @@
 
 mod auth;
 mod credentials;
+mod error;
 mod options;
 #[cfg(feature = "identity")]
 mod quickstart;
@@ -65,8 +66,9 @@ pub use entraid_core::{EntraError, Error, Secret, Token};
 pub use entraid_identity::{ClientCertificate, UserAssignedId};
 pub use entraid_manager::{RetryOptions, TokenManager, TokenManagerOptions};
 
-pub use auth::{Attachment, EntraIdAuth, ReauthError};
+pub use auth::{Attachment, EntraIdAuth};
 pub use credentials::EntraCredentialProvider;
+pub use error::{ReauthError, ReauthErrorKind, token_error};
 pub use options::ReauthOptions;
 pub use stats::ReauthStats;
 pub use target::Attachable;

@@ -131,6 +131,7 @@
 
 mod backoff;
 mod clock;
+mod error_tag;
 mod hot;
 mod manager;
 mod options;
@@ -140,6 +141,7 @@ mod subscription;
 mod watch;
 
 pub use clock::WallClock;
+pub use error_tag::ErrorTag;
 pub use manager::{ManagerStatus, TokenManager};
 pub use options::{
     RefreshJitter, RetryOptions, RetryPredicate, TokenManagerOptions, default_is_retryable,

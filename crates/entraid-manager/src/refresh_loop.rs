@@ -22,8 +22,8 @@ use tokio::time::{Instant, sleep_until, timeout_at};
 
 use crate::backoff::{Rng, retry_delay};
 use crate::clock::{FAR, WallClock, identical_retry, jittered, later, refresh_plan, wall_ahead};
-use crate::state::{Failure, Shared, State};
 use crate::options::RetryOptions;
+use crate::state::{Failure, Shared, State};
 use crate::subscription::TokenEvent;
 
 /// What the loop does next.
