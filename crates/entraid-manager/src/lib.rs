@@ -138,6 +138,7 @@ mod options;
 mod refresh_loop;
 mod state;
 mod subscription;
+pub mod telemetry;
 mod watch;
 
 pub use clock::WallClock;
