@@ -16,6 +16,8 @@ use std::time::SystemTime;
 use tokio::sync::{Notify, broadcast, watch};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
 
 use entraid_core::{Error, IdentityProvider, Token};
 use entraid_manager::{Subscription, TokenEvent, TokenManager, TokenManagerOptions, TokenWatch};
@@ -26,12 +28,14 @@ use crate::error::{ReauthError, ReauthErrorKind, token_error};
 use crate::options::ReauthOptions;
 use crate::stats::{Counters, ReauthStats};
 use crate::target::{Attachable, Target};
+use crate::telemetry;
 
-/// A token as published to the workers, numbered.
+/// A token as published to the workers, numbered, with the span of its fan-out.
 #[derive(Clone)]
 struct Published {
     generation: u64,
     token: Arc<Token>,
+    span: Span,
 }
 
 /// Keeps attached fred clients authenticated with Entra ID tokens from a [`TokenManager`].
@@ -56,6 +60,7 @@ impl Drop for Handle {
         }
         for (_, attached) in inner.lock_targets().drain() {
             attached.worker.abort();
+            telemetry::attached(false);
         }
         inner.applied.notify_waiters();
     }
@@ -127,6 +132,7 @@ impl Drop for Attachment {
         if let Some(inner) = self.inner.upgrade() {
             if let Some(attached) = inner.lock_targets().remove(&self.id) {
                 attached.worker.abort();
+                telemetry::attached(false);
             }
             inner.applied.notify_waiters();
         }
@@ -276,6 +282,7 @@ impl EntraIdAuth {
                 worker: worker.abort_handle(),
             },
         );
+        telemetry::attached(true);
         Attachment {
             id,
             inner: Arc::downgrade(self.inner()),
@@ -334,11 +341,14 @@ async fn publish(inner: Weak<Inner>, mut tokens: TokenWatch, mut events: Subscri
         Counters::add(&inner.counters.rotations);
         let started = Instant::now();
         let generation = next.generation;
+        let clients = inner.lock_targets().len();
+        let span = tracing::info_span!("entraid.fanout", generation, clients, duration_ms = Empty);
         inner.latest.send_replace(Some(Published {
             generation,
             token: next.token,
+            span: span.clone(),
         }));
-        tokio::spawn(measure(Arc::downgrade(&inner), generation, started));
+        tokio::spawn(measure(Arc::downgrade(&inner), generation, started, span));
     }
 }
 
@@ -359,7 +369,7 @@ fn refresh_failed(inner: &Inner, error: Arc<Error>) {
 }
 
 /// Waits until every attached target has applied `generation` (or a newer one), then records the latency.
-async fn measure(inner: Weak<Inner>, generation: u64, started: Instant) {
+async fn measure(inner: Weak<Inner>, generation: u64, started: Instant, span: Span) {
     // Holding `Inner` here is fine: dropping the last handle sets `closed` and wakes this task.
     let Some(strong) = inner.upgrade() else {
         return;
@@ -382,14 +392,11 @@ async fn measure(inner: Weak<Inner>, generation: u64, started: Instant) {
                 .borrow()
                 .as_ref()
                 .is_some_and(|p| p.generation > generation);
-            if !superseded {
-                *strong
-                    .counters
-                    .last_fanout_latency
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner()) = Some(latency);
-            }
-            Counters::add(&strong.counters.fanouts_completed);
+            strong.counters.fanout_completed(latency, !superseded);
+            span.record(
+                "duration_ms",
+                u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
+            );
             tracing::debug!(
                 generation,
                 ?latency,
@@ -441,7 +448,26 @@ async fn work(
             continue;
         };
         let Some(inner) = inner.upgrade() else { return };
-        held = Some(apply(&inner, &target, published, &mut latest, held.as_deref()).await);
+        let span = tracing::info_span!(
+            parent: &published.span,
+            "entraid.reauth",
+            target = %target.describe(),
+            generation = published.generation,
+            attempts = Empty,
+            reconnected = Empty
+        );
+        held = Some(
+            apply(
+                &inner,
+                &target,
+                published,
+                &mut latest,
+                held.as_deref(),
+                &span,
+            )
+            .instrument(span.clone())
+            .await,
+        );
         applied.store(
             latest.borrow().as_ref().map_or(0, |p| p.generation),
             Ordering::SeqCst,
@@ -458,6 +484,7 @@ async fn apply(
     mut published: Published,
     latest: &mut watch::Receiver<Option<Published>>,
     held: Option<&Token>,
+    span: &Span,
 ) -> Arc<Token> {
     let options = &inner.options;
     // The connections hold `held` until re-authenticated: its expiry is the deadline.
@@ -492,6 +519,8 @@ async fn apply(
                     .counters
                     .reconnects
                     .fetch_add(outcome.reconnected, Ordering::Relaxed);
+                span.record("attempts", attempt);
+                span.record("reconnected", outcome.reconnected > 0);
                 return token;
             }
             Err(error) => {
@@ -514,6 +543,8 @@ async fn apply(
                     match reconnect {
                         Ok(()) => {
                             Counters::add(&inner.counters.reconnects);
+                            span.record("attempts", attempt);
+                            span.record("reconnected", true);
                             report.reconnected = true;
                             inner.report(report);
                             // A reconnect authenticates with the manager's current token.

@@ -49,6 +49,7 @@ mod options;
 mod quickstart;
 mod stats;
 mod target;
+pub mod telemetry;
 
 /// The fred crate this adapter is built for, re-exported so an application can use the exact same version.
 pub use fred;

@@ -119,7 +119,7 @@ pub(crate) async fn run(shared: Arc<Shared>, provider: SharedIdentityProvider) {
         let hint = std::panic::catch_unwind(AssertUnwindSafe(|| provider.request_hint()))
             .unwrap_or_default();
         let request = RequestTelemetry::start(&shared.provider_name, failures.saturating_add(1));
-        let Some(outcome) = attempt(&shared, &provider, hint, &mut rx)
+        let Some(outcome) = attempt(&shared, &provider, hint, &mut rx, request.span())
             .instrument(request.span().clone())
             .await
         else {
@@ -513,6 +513,7 @@ async fn attempt(
     provider: &SharedIdentityProvider,
     hint: RequestHint,
     rx: &mut watch::Receiver<State>,
+    span: &tracing::Span,
 ) -> Option<Result<(Token, Instant), Error>> {
     let timeout = request_timeout(hint, shared.options.request_timeout);
     // In the request's span, so the provider's own events and spans nest under it.
@@ -522,7 +523,7 @@ async fn attempt(
             Arc::clone(&shared.options.response_parser),
             shared.options.wall_clock.clone(),
         )
-        .instrument(tracing::Span::current()),
+        .instrument(span.clone()),
     ));
     let mut bounded = pin!(timeout_at(later(Instant::now(), timeout), &mut request.0));
     loop {
