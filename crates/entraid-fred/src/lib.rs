@@ -33,9 +33,18 @@
 //!   [`EntraIdAuth::client_secret`], ...) over `entraid-identity`. Without it no HTTP stack is pulled.
 //! - `tls-rustls-ring` (default): fred's rustls TLS on the ring provider (`TlsConnector::default_rustls`, the
 //!   operating system's roots). Azure Cache for Redis and Azure Managed Redis accept TLS only.
+//! - `metrics` (off): the adapter's metrics and the manager's through the `metrics` facade ([`telemetry`]).
 //!
+//! ## Errors
 //! Call `auth.manager().ready().await` before `client.init()` to fail fast (with the identity error) when no
-//! token can be had, instead of waiting inside fred's connect.
+//! token can be had, instead of waiting inside fred's connect. A fred error caused by a missing token (from
+//! `init()`, or a reconnect) gives the manager's [`Error`] back through [`token_error`]; [`ReauthError`]s from
+//! [`EntraIdAuth::subscribe_errors`] carry it too (failed refreshes included), with
+//! [`ReauthError::entra_error`] and [`ReauthError::is_retryable`].
+//!
+//! ## Telemetry
+//! Spans `entraid.fanout` (one per new token) and `entraid.reauth` (one per attached client in it); metrics with
+//! the `metrics` feature. Names in [`telemetry`] and `docs/telemetry.md`.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
