@@ -57,6 +57,7 @@ mod options;
 #[cfg(feature = "identity")]
 mod quickstart;
 mod stats;
+mod supervisor;
 mod target;
 pub mod telemetry;
 
