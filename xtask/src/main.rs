@@ -10,6 +10,10 @@
 //! cargo xtask bench     the benchmarks
 //! cargo xtask fuzz      the fuzz targets (--seconds N each, --target T); not part of `ci`
 //! ```
+//!
+//! `ci`, `test` and `demo` first make sure redis-server (>= 6) is there: they install it when missing (apt-get as
+//! root or with sudo, Homebrew on macOS; `ENTRAID_INSTALL_REDIS=0` forbids it) or stop at once with the command
+//! that does (`redis_server.rs`).
 
 #![forbid(unsafe_code)]
 #![allow(
@@ -21,6 +25,7 @@
 mod fuzz;
 mod layering;
 mod package;
+mod redis_server;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -89,6 +94,9 @@ fn has_cargo_subcommand(name: &str) -> bool {
 }
 
 fn ci() -> Result<(), String> {
+    // First: the tests need redis-server, and finding it missing after fmt and clippy wastes minutes.
+    redis_server::ensure()?;
+
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--check"]);
     run("fmt", fmt)?;
@@ -121,6 +129,7 @@ fn ci() -> Result<(), String> {
 }
 
 fn test() -> Result<(), String> {
+    redis_server::ensure()?;
     if has_cargo_subcommand("nextest") {
         let mut nextest = cargo();
         nextest.args([
@@ -338,6 +347,7 @@ fn quickstart() -> Result<(), String> {
 }
 
 fn demo() -> Result<(), String> {
+    redis_server::ensure()?;
     let mut demo = cargo();
     demo.args(["run", "--quiet", "-p", "entraid-cli", "--", "demo"]);
     run("demo", demo)

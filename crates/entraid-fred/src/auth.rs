@@ -16,52 +16,27 @@ use std::time::SystemTime;
 use tokio::sync::{Notify, broadcast, watch};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
 
 use entraid_core::{Error, IdentityProvider, Token};
-use entraid_manager::{TokenManager, TokenManagerOptions, TokenWatch};
+use entraid_manager::{Subscription, TokenEvent, TokenManager, TokenManagerOptions, TokenWatch};
 use fred::interfaces::ClientLike;
 
 use crate::credentials::EntraCredentialProvider;
+use crate::error::{ReauthError, ReauthErrorKind, token_error};
 use crate::options::ReauthOptions;
 use crate::stats::{Counters, ReauthStats};
+use crate::supervisor::{AbortOnDrop, supervise};
 use crate::target::{Attachable, Target};
+use crate::telemetry;
 
-/// A re-authentication failure, as delivered to [`EntraIdAuth::subscribe_errors`] (the Go library's
-/// `OnReAuthenticationError`).
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct ReauthError {
-    /// Which attached client failed (`client <id>`, `subscriber <id>`, `pool of <n>`).
-    pub target: String,
-    /// The attempt that failed, from 1.
-    pub attempt: u32,
-    /// What fred reported (never contains the token).
-    pub message: String,
-    /// Whether the client was then reconnected with the current token.
-    pub reconnected: bool,
-}
-
-impl fmt::Display for ReauthError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "re-authentication of {} failed (attempt {}): {}",
-            self.target, self.attempt, self.message
-        )?;
-        if self.reconnected {
-            f.write_str("; reconnected with the current token")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ReauthError {}
-
-/// A token as published to the workers, numbered.
+/// A token as published to the workers, numbered, with the span of its fan-out.
 #[derive(Clone)]
 struct Published {
     generation: u64,
     token: Arc<Token>,
+    span: Span,
 }
 
 /// Keeps attached fred clients authenticated with Entra ID tokens from a [`TokenManager`].
@@ -86,6 +61,7 @@ impl Drop for Handle {
         }
         for (_, attached) in inner.lock_targets().drain() {
             attached.worker.abort();
+            telemetry::attached(false);
         }
         inner.applied.notify_waiters();
     }
@@ -157,6 +133,7 @@ impl Drop for Attachment {
         if let Some(inner) = self.inner.upgrade() {
             if let Some(attached) = inner.lock_targets().remove(&self.id) {
                 attached.worker.abort();
+                telemetry::attached(false);
             }
             inner.applied.notify_waiters();
         }
@@ -197,7 +174,9 @@ impl EntraIdAuth {
         // The manager's own stream of generations: a token published at any time, even before this task runs,
         // is never missed (its first `changed` returns the token held now).
         let tokens = inner.manager.watch();
-        let handle = tokio::spawn(publish(Arc::downgrade(&inner), tokens));
+        // The manager's failures too: each is reported to `subscribe_errors` with its typed error.
+        let events = inner.manager.subscribe();
+        let handle = tokio::spawn(publish(Arc::downgrade(&inner), tokens, events));
         *inner.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle.abort_handle());
         Self {
             handle: Arc::new(Handle { inner }),
@@ -284,12 +263,14 @@ impl EntraIdAuth {
                 move |panic| {
                     if let Some(inner) = reporter.upgrade() {
                         inner.report(ReauthError {
+                            kind: ReauthErrorKind::WorkerPanic,
                             target: describe.clone(),
                             attempt: 0,
                             message: format!(
                                 "the re-authentication worker panicked ({panic}); restarted"
                             ),
                             reconnected: false,
+                            token_error: None,
                         });
                     }
                 },
@@ -302,6 +283,7 @@ impl EntraIdAuth {
                 worker: worker.abort_handle(),
             },
         );
+        telemetry::attached(true);
         Attachment {
             id,
             inner: Arc::downgrade(self.inner()),
@@ -318,7 +300,9 @@ impl EntraIdAuth {
             .map(|p| p.token.clone())
     }
 
-    /// Re-authentication failures, as they happen (a lagging receiver misses the oldest).
+    /// Failures, as they happen (a lagging receiver misses the oldest): each failed re-authentication of an attached
+    /// client, and each failed token refresh of the manager ([`ReauthErrorKind::Refresh`], with the manager's
+    /// typed error in [`ReauthError::token_error`]: AADSTS codes through [`ReauthError::entra_error`]).
     pub fn subscribe_errors(&self) -> broadcast::Receiver<ReauthError> {
         self.inner().errors.subscribe()
     }
@@ -336,23 +320,57 @@ impl EntraIdAuth {
 }
 
 /// Publishes each new token generation of the manager to the workers and measures how long until all of them have
-/// applied it.
-async fn publish(inner: Weak<Inner>, mut tokens: TokenWatch) {
-    while let Some(next) = tokens.changed().await {
+/// applied it; reports each of the manager's failures.
+async fn publish(inner: Weak<Inner>, mut tokens: TokenWatch, mut events: Subscription) {
+    loop {
+        let next = tokio::select! {
+            next = tokens.changed() => next,
+            event = events.recv() => {
+                match event {
+                    Some(TokenEvent::Error(error)) => {
+                        let Some(inner) = inner.upgrade() else { return };
+                        refresh_failed(&inner, error);
+                        continue;
+                    }
+                    Some(_) => continue,
+                    None => return,
+                }
+            }
+        };
+        let Some(next) = next else { return };
         let Some(inner) = inner.upgrade() else { return };
         Counters::add(&inner.counters.rotations);
         let started = Instant::now();
         let generation = next.generation;
+        let clients = inner.lock_targets().len();
+        let span = tracing::info_span!("entraid.fanout", generation, clients, duration_ms = Empty);
         inner.latest.send_replace(Some(Published {
             generation,
             token: next.token,
+            span: span.clone(),
         }));
-        tokio::spawn(measure(Arc::downgrade(&inner), generation, started));
+        tokio::spawn(measure(Arc::downgrade(&inner), generation, started, span));
     }
 }
 
+/// The manager could not get a new token: a WARN and a [`ReauthError`] of kind
+/// [`Refresh`](ReauthErrorKind::Refresh) carrying the manager's error. The attached clients keep the token they hold.
+fn refresh_failed(inner: &Inner, error: Arc<Error>) {
+    let attempt = inner.manager.status().consecutive_failures.max(1);
+    tracing::warn!(provider = %inner.manager.provider_name(), attempt, retryable = error.is_retryable(),
+        error = %error, "token refresh failed; attached clients keep the token they hold while the manager retries");
+    let _ = inner.errors.send(ReauthError {
+        kind: ReauthErrorKind::Refresh,
+        target: "token manager".to_owned(),
+        attempt,
+        message: error.to_string(),
+        reconnected: false,
+        token_error: Some(error),
+    });
+}
+
 /// Waits until every attached target has applied `generation` (or a newer one), then records the latency.
-async fn measure(inner: Weak<Inner>, generation: u64, started: Instant) {
+async fn measure(inner: Weak<Inner>, generation: u64, started: Instant, span: Span) {
     // Holding `Inner` here is fine: dropping the last handle sets `closed` and wakes this task.
     let Some(strong) = inner.upgrade() else {
         return;
@@ -375,14 +393,11 @@ async fn measure(inner: Weak<Inner>, generation: u64, started: Instant) {
                 .borrow()
                 .as_ref()
                 .is_some_and(|p| p.generation > generation);
-            if !superseded {
-                *strong
-                    .counters
-                    .last_fanout_latency
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner()) = Some(latency);
-            }
-            Counters::add(&strong.counters.fanouts_completed);
+            strong.counters.fanout_completed(latency, !superseded);
+            span.record(
+                "duration_ms",
+                u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
+            );
             tracing::debug!(
                 generation,
                 ?latency,
@@ -434,8 +449,24 @@ async fn work(
             continue;
         };
         let Some(inner) = inner.upgrade() else { return };
-        let (token, generation) =
-            apply(&inner, &target, published, &mut latest, held.as_deref()).await;
+        let span = tracing::info_span!(
+            parent: &published.span,
+            "entraid.reauth",
+            target = %target.describe(),
+            generation = published.generation,
+            attempts = Empty,
+            reconnected = Empty
+        );
+        let (token, generation) = apply(
+            &inner,
+            &target,
+            published,
+            &mut latest,
+            held.as_deref(),
+            &span,
+        )
+        .instrument(span.clone())
+        .await;
         held = Some(token);
         // The generation the target's connections now hold, not the newest published: one published while this
         // one was being applied is still to be applied (`latest` shows it changed), and until it is, the target
@@ -455,6 +486,7 @@ async fn apply(
     mut published: Published,
     latest: &mut watch::Receiver<Option<Published>>,
     held: Option<&Token>,
+    span: &Span,
 ) -> (Arc<Token>, u64) {
     let options = &inner.options;
     // The connections hold `held` until re-authenticated: its expiry is the deadline.
@@ -489,15 +521,19 @@ async fn apply(
                     .counters
                     .reconnects
                     .fetch_add(outcome.reconnected, Ordering::Relaxed);
+                span.record("attempts", attempt);
+                span.record("reconnected", outcome.reconnected > 0);
                 return (token, published.generation);
             }
             Err(error) => {
                 Counters::add(&inner.counters.reauths_failed);
                 let mut report = ReauthError {
+                    kind: ReauthErrorKind::Reauth,
                     target: target.describe(),
                     attempt,
                     message: error.to_string(),
                     reconnected: false,
+                    token_error: token_error(&error),
                 };
                 if deadline.is_none_or(|d| Instant::now() + delay >= d) {
                     let limit = options
@@ -509,6 +545,8 @@ async fn apply(
                     match reconnect {
                         Ok(()) => {
                             Counters::add(&inner.counters.reconnects);
+                            span.record("attempts", attempt);
+                            span.record("reconnected", true);
                             report.reconnected = true;
                             inner.report(report);
                             // A reconnect authenticates with the manager's current token.
@@ -519,7 +557,8 @@ async fn apply(
                         }
                         Err(e) => {
                             report.message =
-                                format!("{}; reconnect failed too: {e}", report.message)
+                                format!("{}; reconnect failed too: {e}", report.message);
+                            report.token_error = report.token_error.or_else(|| token_error(&e));
                         }
                     }
                 }
@@ -535,52 +574,6 @@ async fn apply(
                 delay = (delay * 2).min(options.retry_max_delay);
             }
         }
-    }
-}
-
-/// Aborts the task when dropped (so a worker's helper tasks end with it).
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Runs the task `make` builds; when it panics, calls `on_panic` with the panic message and runs a new one. Ends
-/// when a task returns. Dropping (aborting) the supervisor aborts the running task.
-async fn supervise<F, Fut>(mut make: F, on_panic: impl Fn(String))
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    loop {
-        let mut task = AbortOnDrop(tokio::spawn(make()));
-        let outcome = (&mut task).await;
-        match outcome {
-            Ok(()) => return,
-            Err(e) if e.is_panic() => {
-                let panic = e.into_panic();
-                let message = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "no message".to_owned());
-                on_panic(message);
-            }
-            Err(_) => return,
-        }
-    }
-}
-
-impl Future for AbortOnDrop {
-    type Output = Result<(), tokio::task::JoinError>;
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        std::pin::Pin::new(&mut self.0).poll(cx)
     }
 }
 
@@ -614,52 +607,5 @@ impl Attachable {
                 .iter()
                 .all(|c| c.client_reconnect_policy().is_some()),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::AtomicU32;
-
-    #[tokio::test]
-    async fn a_panicking_worker_is_reported_and_restarted() {
-        let runs = Arc::new(AtomicU32::new(0));
-        let panics = Arc::new(Mutex::new(Vec::new()));
-        let (r, p) = (runs.clone(), panics.clone());
-        supervise(
-            move || {
-                let run = r.fetch_add(1, Ordering::SeqCst);
-                async move {
-                    assert!(run >= 2, "worker failure {run}");
-                }
-            },
-            move |message| p.lock().unwrap_or_else(|e| e.into_inner()).push(message),
-        )
-        .await;
-        assert_eq!(runs.load(Ordering::SeqCst), 3, "restarted after each panic");
-        let panics = panics.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        assert_eq!(panics.len(), 2);
-        assert!(panics[0].contains("worker failure 0"), "{panics:?}");
-    }
-
-    #[tokio::test]
-    async fn aborting_the_supervisor_aborts_the_worker() {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
-        let supervisor = tokio::spawn(supervise(
-            move || {
-                let tx = tx.clone();
-                async move {
-                    // Holds the sender until aborted.
-                    let _tx = tx;
-                    std::future::pending::<()>().await;
-                }
-            },
-            |_| {},
-        ));
-        tokio::task::yield_now().await;
-        supervisor.abort();
-        // The worker's sender is dropped only if the worker was aborted too.
-        assert!(rx.recv().await.is_none());
     }
 }
