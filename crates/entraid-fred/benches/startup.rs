@@ -3,8 +3,8 @@
 //! loopback) pointed at the testkit's Entra emulator, and a redis-server behind the testkit's enforcing gateway.
 //!
 //! `cargo bench -p entraid-fred --bench startup` (or `cargo xtask bench startup`). The measured program is the
-//! `startup_probe` example (built here with `cargo build --release --example startup_probe` when it is not
-//! beside this bench). The driver starts the emulator and the harness, then runs the probe as a child process
+//! `startup_probe` example (built by this bench with `cargo build --profile bench --example startup_probe`, sharing
+//! its artifacts). The driver starts the emulator and the harness, then runs the probe as a child process
 //! several times, timing each from `spawn` to its exit; between runs it measures, in the same conditions, the
 //! identity endpoint's own response time (a raw HTTP/1.1 request on a fresh TCP connection, as the probe makes)
 //! and what the Redis side alone costs (a fresh fred client, no entraid, connecting with a token as username and
@@ -49,7 +49,8 @@ fn probe() -> std::path::PathBuf {
         std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
             .args([
                 "build",
-                "--release",
+                "--profile",
+                "bench",
                 "-p",
                 "entraid-fred",
                 "--example",
