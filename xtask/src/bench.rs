@@ -68,6 +68,20 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
         selected
     };
     for (name, package, target, _) in selected {
+        if *name == "startup" {
+            // The measured program, built in the same profile (and environment) as the bench.
+            let mut probe = cargo();
+            probe.args([
+                "build",
+                "--profile",
+                "bench",
+                "-p",
+                "entraid-fred",
+                "--example",
+                "startup_probe",
+            ]);
+            run("build the start-up probe", probe)?;
+        }
         let mut cmd = cargo();
         cmd.args(["bench", "-p", package, "--bench", target]);
         run(&format!("bench {name}"), cmd)?;

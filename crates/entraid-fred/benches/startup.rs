@@ -3,8 +3,8 @@
 //! loopback) pointed at the testkit's Entra emulator, and a redis-server behind the testkit's enforcing gateway.
 //!
 //! `cargo bench -p entraid-fred --bench startup` (or `cargo xtask bench startup`). The measured program is the
-//! `startup_probe` example (built by this bench with `cargo build --profile bench --example startup_probe`, sharing
-//! its artifacts). The driver starts the emulator and the harness, then runs the probe as a child process
+//! `startup_probe` example, built first with `cargo build --profile bench -p entraid-fred --example startup_probe`
+//! (`cargo xtask bench startup` does both). The driver starts the emulator and the harness, then runs the probe as a child process
 //! several times, timing each from `spawn` to its exit; between runs it measures, in the same conditions, the
 //! identity endpoint's own response time (a raw HTTP/1.1 request on a fresh TCP connection, as the probe makes)
 //! and what the Redis side alone costs (a fresh fred client, no entraid, connecting with a token as username and
@@ -38,31 +38,21 @@ fn main() {
     driver();
 }
 
-/// The probe binary: beside this bench (`target/release/examples/`), built first when missing.
+/// The probe binary, beside this bench (`target/release/examples/`). It is not built from here: a nested cargo
+/// inherits this process's environment and rebuilds the dependencies under other fingerprints, so the next
+/// `cargo bench` rebuilds them again. `cargo xtask bench startup` builds it first.
 fn probe() -> std::path::PathBuf {
     let exe = std::env::current_exe().unwrap();
     let release = exe.parent().and_then(|deps| deps.parent()).unwrap();
     let probe = release
         .join("examples")
         .join(format!("startup_probe{}", std::env::consts::EXE_SUFFIX));
-    let status =
-        std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-            .args([
-                "build",
-                "--profile",
-                "bench",
-                "-p",
-                "entraid-fred",
-                "--example",
-                "startup_probe",
-            ])
-            .status()
-            .unwrap();
     assert!(
-        status.success(),
-        "building the startup_probe example failed"
+        probe.exists(),
+        "no probe at {}: run `cargo build --profile bench -p entraid-fred --example startup_probe` first \
+         (`cargo xtask bench startup` does)",
+        probe.display()
     );
-    assert!(probe.exists(), "no probe at {}", probe.display());
     probe
 }
 
