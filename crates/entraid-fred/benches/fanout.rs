@@ -230,8 +230,8 @@ criterion_group! {
     targets = fanout
 }
 
-/// A one-hour token for a fixed `oid`, unique by `n` (an RS256 signature is deterministic: tokens minted in the
-/// same second with the same claims would be identical, and the manager publishes only new tokens).
+/// A one-hour token for a fixed `oid`, unique by `n`: it expires `n` seconds later than the first (the manager
+/// takes a token with the expiry and principal of the one it holds for that same token, and publishes only new ones).
 fn unique_token(oid: &str, n: u64) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -240,13 +240,14 @@ fn unique_token(oid: &str, n: u64) -> String {
     entraid_testkit::keys::TestKey::entra().sign_jwt(&serde_json::json!({
         "aud": "https://redis.azure.com",
         "iss": "https://sts.windows.net/00000000-0000-0000-0000-000000000000/",
-        "iat": now, "nbf": now, "exp": now + 3600,
+        "iat": now, "nbf": now, "exp": now + 3600 + n as u64,
         "oid": oid, "sub": oid, "tid": "00000000-0000-0000-0000-000000000000",
         "uti": format!("scale-{n}"),
     }))
 }
 
 /// Tokens minted before the run, one per request, so no signing is timed or counted as CPU.
+#[derive(Debug)]
 struct Preminted {
     tokens: Vec<String>,
     next: AtomicU64,

@@ -22,7 +22,6 @@
     reason = "benchmark"
 )]
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -37,6 +36,7 @@ use fred::types::config::{Config, ServerConfig};
 const PRINCIPAL: &str = "bench-principal";
 
 /// Hands out tokens minted before the run, a new one per request.
+#[derive(Debug)]
 struct Preminted {
     tokens: Vec<String>,
     next: AtomicUsize,
@@ -56,8 +56,8 @@ impl IdentityProvider for Preminted {
     }
 }
 
-/// A one-hour token the gateway would accept, for `oid`, made unique by `n` (an RS256 signature is
-/// deterministic, so tokens minted in the same second with the same claims would be identical).
+/// A one-hour token the gateway would accept, for `oid`, made unique by `n` (its expiry is `n` seconds
+/// later: the manager takes a token with the expiry and principal of the one it holds for the same token).
 fn token(oid: &str, n: usize) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -66,7 +66,7 @@ fn token(oid: &str, n: usize) -> String {
     entraid_testkit::keys::TestKey::entra().sign_jwt(&serde_json::json!({
         "aud": "https://redis.azure.com",
         "iss": "https://sts.windows.net/00000000-0000-0000-0000-000000000000/",
-        "iat": now, "nbf": now, "exp": now + 3600,
+        "iat": now, "nbf": now, "exp": now + 3600 + n as u64,
         "oid": oid, "sub": oid, "tid": "00000000-0000-0000-0000-000000000000",
         "uti": format!("bench-{n}"),
     }))
