@@ -330,6 +330,7 @@ struct ScaleResult {
     rss_per_connection_kib: f64,
     tasks_per_attachment: f64,
     attachments: usize,
+    baseline: Vec<Duration>,
 }
 
 async fn scale_case(name: &str, route: Route, shape: Shape, rotations: usize) -> ScaleResult {
@@ -433,6 +434,28 @@ async fn scale_case(name: &str, route: Route, shape: Shape, rotations: usize) ->
     }
     let cpu = cpu_time().saturating_sub(cpu_before);
     let connections = shape.connections();
+    // Baseline: fred alone sending `AUTH` (the newest token) on every single-connection client at once, no adapter.
+    let mut baseline = Vec::new();
+    if !clients.is_empty() {
+        let token = manager
+            .current()
+            .map(|t| t.access_token().expose_secret().to_owned());
+        if let Some(token) = token {
+            for _ in 0..rotations.min(20) {
+                let started = std::time::Instant::now();
+                let mut set = tokio::task::JoinSet::new();
+                for client in &clients {
+                    let (client, token) = (client.clone(), token.clone());
+                    set.spawn(async move { client.auth(Some(OID.to_owned()), token).await });
+                }
+                while let Some(result) = set.join_next().await {
+                    result.unwrap().unwrap();
+                }
+                baseline.push(started.elapsed());
+            }
+            baseline.sort();
+        }
+    }
     if let Some(harness) = &harness_holder {
         let stats = harness.stats();
         assert_eq!(stats.closed_by_expiry, 0);
@@ -456,6 +479,7 @@ async fn scale_case(name: &str, route: Route, shape: Shape, rotations: usize) ->
         tasks_per_attachment: (tasks_after as f64 - tasks_before as f64)
             / (clients.len() + pools.len()) as f64,
         attachments: clients.len() + pools.len(),
+        baseline,
     }
 }
 
@@ -506,7 +530,18 @@ fn scale() {
         "| case | connections (attachments) | p50 | p99 | max | CPU per rotation per connection | RSS per connection | tasks per attachment |"
     );
     println!("|---|---|---|---|---|---|---|---|");
+    let mut baselines = Vec::new();
     for r in results {
+        if !r.baseline.is_empty() {
+            baselines.push(format!(
+                "| {} | fred alone: AUTH on every client at once ({} rounds) | {:.2?} | {:.2?} | {:.2?} |",
+                r.name,
+                r.baseline.len(),
+                percentile(&r.baseline, 0.5),
+                percentile(&r.baseline, 0.99),
+                r.baseline[r.baseline.len() - 1],
+            ));
+        }
         println!(
             "| {} | {} ({}) | {:.2?} | {:.2?} | {:.2?} | {:.1?} | {:.2} KiB | {:.2} |",
             r.name,
@@ -519,6 +554,10 @@ fn scale() {
             r.rss_per_connection_kib,
             r.tasks_per_attachment,
         );
+    }
+    println!("\n| case | baseline | p50 | p99 | max |\n|---|---|---|---|---|");
+    for row in baselines {
+        println!("{row}");
     }
 }
 
