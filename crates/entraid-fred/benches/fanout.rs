@@ -240,7 +240,7 @@ fn unique_token(oid: &str, n: u64) -> String {
     entraid_testkit::keys::TestKey::entra().sign_jwt(&serde_json::json!({
         "aud": "https://redis.azure.com",
         "iss": "https://sts.windows.net/00000000-0000-0000-0000-000000000000/",
-        "iat": now, "nbf": now, "exp": now + 3600 + n as u64,
+        "iat": now, "nbf": now, "exp": now + 3600 + n,
         "oid": oid, "sub": oid, "tid": "00000000-0000-0000-0000-000000000000",
         "uti": format!("scale-{n}"),
     }))
