@@ -7,7 +7,7 @@
 //! cargo xtask package   publishability: metadata, one MSRV, `cargo package` of every published crate
 //! cargo xtask quickstart  the README's quick start, built in a fresh project depending only on entraid-fred
 //! cargo xtask demo      the end-to-end demo
-//! cargo xtask bench     the benchmarks
+//! cargo xtask bench     the benchmarks (`bench NAME...` for some, `bench --list` to name them)
 //! cargo xtask fuzz      the fuzz targets (--seconds N each, --target T); not part of `ci`
 //! ```
 //!
@@ -22,6 +22,7 @@
     reason = "xtask reports to the developer on the terminal"
 )]
 
+mod bench;
 mod fuzz;
 mod layering;
 mod package;
@@ -31,7 +32,7 @@ mod tidy;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-const USAGE: &str = "usage: cargo xtask <ci|test|layering|package|quickstart|demo|bench|fuzz [--seconds N] [--target T]>";
+const USAGE: &str = "usage: cargo xtask <ci|test|layering|package|quickstart|demo|bench [NAME...|--list]|fuzz [--seconds N] [--target T]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -42,7 +43,7 @@ fn main() -> ExitCode {
         Some("package") => package(),
         Some("quickstart") => quickstart(),
         Some("demo") => demo(),
-        Some("bench") => bench(),
+        Some("bench") => bench::bench(&args[1..]),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
@@ -351,20 +352,4 @@ fn demo() -> Result<(), String> {
     let mut demo = cargo();
     demo.args(["run", "--quiet", "-p", "entraid-cli", "--", "demo"]);
     run("demo", demo)
-}
-
-fn bench() -> Result<(), String> {
-    for (package, bench) in [
-        ("entraid-manager", "cached_read"),
-        ("entraid-testkit", "gateway"),
-        ("entraid-fred", "fanout"),
-    ] {
-        let mut cmd = cargo();
-        cmd.args(["bench", "-p", package, "--bench", bench]);
-        run(&format!("bench {package}/{bench}"), cmd)?;
-    }
-    println!(
-        "\nRecord the results, with the command and the machine's load, in docs/BENCHMARKS.md."
-    );
-    Ok(())
 }
