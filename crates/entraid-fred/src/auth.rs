@@ -1,24 +1,24 @@
 //! [`EntraIdAuth`]: pushes every new token to every live connection of every attached client.
 //!
-//! Each attached client gets its own worker task that follows the newest token (a `watch` channel), so a slow or
-//! failing client never delays the others, and a client that is still retrying when a newer token arrives moves on
-//! to the newer one. A worker re-authenticates with the username (`oid`) of the token it applies. A failed `AUTH` is
+//! Each attached client gets its own worker task that follows the manager's one stream of token generations (its
+//! own [`TokenWatch`]), so a slow or failing client never delays the others, and a client that is still retrying
+//! when a newer token arrives moves on to the newer one. A worker re-authenticates with the username (`oid`) of the token it applies. A failed `AUTH` is
 //! retried with backoff; if it still fails when the token the client's connections hold is about to expire, the
-//! client is reconnected with the current token rather than left for the server to close. Every failure is
+//! client is reconnected with the current token rather than left for the server to close (the deadline is the held
+//! generation's expiry on tokio's clock, as the stream carries it). Every failure is
 //! reported to [`EntraIdAuth::subscribe_errors`].
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::SystemTime;
 
-use tokio::sync::{Notify, broadcast, watch};
+use tokio::sync::{Notify, broadcast};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use entraid_core::{Error, IdentityProvider, Token};
-use entraid_manager::{TokenManager, TokenManagerOptions, TokenWatch};
+use entraid_manager::{TokenGeneration, TokenManager, TokenManagerOptions, TokenWatch};
 use fred::interfaces::ClientLike;
 
 use crate::credentials::EntraCredentialProvider;
@@ -56,13 +56,6 @@ impl fmt::Display for ReauthError {
 }
 
 impl std::error::Error for ReauthError {}
-
-/// A token as published to the workers, numbered.
-#[derive(Clone)]
-struct Published {
-    generation: u64,
-    token: Arc<Token>,
-}
 
 /// Keeps attached fred clients authenticated with Entra ID tokens from a [`TokenManager`].
 ///
@@ -106,7 +99,9 @@ struct Inner {
     next_id: AtomicU64,
     counters: Arc<Counters>,
     errors: broadcast::Sender<ReauthError>,
-    latest: watch::Sender<Option<Published>>,
+    /// The manager's stream, read only for its newest value (never awaited): what [`EntraIdAuth::pushed_token`]
+    /// shows and what `measure` compares with.
+    tokens: TokenWatch,
     /// Woken whenever a worker finishes applying a token.
     applied: Notify,
     task: Mutex<Option<AbortHandle>>,
@@ -182,14 +177,15 @@ impl EntraIdAuth {
 
     fn start(manager: TokenManager, options: ReauthOptions) -> Self {
         let (errors, _) = broadcast::channel(64);
+        let tokens = manager.watch();
         let inner = Arc::new(Inner {
+            tokens,
             manager,
             options,
             targets: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             counters: Arc::default(),
             errors,
-            latest: watch::Sender::new(None),
             applied: Notify::new(),
             task: Mutex::new(None),
             closed: std::sync::atomic::AtomicBool::new(false),
@@ -257,29 +253,24 @@ impl EntraIdAuth {
         let id = self.inner().next_id.fetch_add(1, Ordering::Relaxed);
         let target = Target::new(attachable);
         // The client may have connected with an older token than the newest one (it connected before a rotation,
-        // and is attached after it): its worker applies the newest token at once, then every newer one.
-        let mut latest = self.inner().latest.subscribe();
-        latest.mark_changed();
+        // and is attached after it): its worker follows a fresh watch of the manager's stream, whose first
+        // `changed` returns the newest generation at once, then every newer one. Until then its connections are
+        // taken to hold that newest generation (the deadline is its expiry on tokio's clock).
+        let tokens = self.inner().manager.watch();
+        let held = tokens.borrow();
         let applied = Arc::new(AtomicU64::new(0));
-        let held = self.inner().manager.current();
         let weak = Arc::downgrade(self.inner());
         let worker = {
             let (target, applied) = (target.clone(), applied.clone());
-            let mut first = Some((latest, held));
+            let mut first = Some((tokens, held));
             let reporter = weak.clone();
             let describe = target.describe();
+            let manager = self.inner().manager.clone();
             tokio::spawn(supervise(
                 move || {
-                    // After a panic: a fresh receiver that sees the newest token at once, and no held token.
-                    let (latest, held) = first.take().unwrap_or_else(|| {
-                        let latest = weak.upgrade().map(|inner| {
-                            let mut latest = inner.latest.subscribe();
-                            latest.mark_changed();
-                            latest
-                        });
-                        (latest.unwrap_or_else(|| watch::channel(None).1), None)
-                    });
-                    work(weak.clone(), target.clone(), applied.clone(), latest, held)
+                    // After a panic: a fresh watch that returns the newest generation at once, and no held token.
+                    let (tokens, held) = first.take().unwrap_or_else(|| (manager.watch(), None));
+                    work(weak.clone(), target.clone(), applied.clone(), tokens, held)
                 },
                 move |panic| {
                     if let Some(inner) = reporter.upgrade() {
@@ -308,14 +299,10 @@ impl EntraIdAuth {
         }
     }
 
-    /// The newest token handed to the attached clients (being pushed, or pushed already; see
-    /// [`ReauthStats::fanouts_completed`]).
+    /// The newest token handed to the attached clients: the newest valid generation of the manager's stream, which
+    /// every worker follows (being pushed, or pushed already; see [`ReauthStats::fanouts_completed`]).
     pub fn pushed_token(&self) -> Option<Arc<Token>> {
-        self.inner()
-            .latest
-            .borrow()
-            .as_ref()
-            .map(|p| p.token.clone())
+        self.inner().tokens.borrow().map(|g| g.token)
     }
 
     /// Re-authentication failures, as they happen (a lagging receiver misses the oldest).
@@ -335,19 +322,14 @@ impl EntraIdAuth {
     }
 }
 
-/// Publishes each new token generation of the manager to the workers and measures how long until all of them have
-/// applied it.
+/// Counts each new token generation of the manager and measures how long until every worker (each following the
+/// same stream) has applied it.
 async fn publish(inner: Weak<Inner>, mut tokens: TokenWatch) {
     while let Some(next) = tokens.changed().await {
         let Some(inner) = inner.upgrade() else { return };
         Counters::add(&inner.counters.rotations);
         let started = Instant::now();
-        let generation = next.generation;
-        inner.latest.send_replace(Some(Published {
-            generation,
-            token: next.token,
-        }));
-        tokio::spawn(measure(Arc::downgrade(&inner), generation, started));
+        tokio::spawn(measure(Arc::downgrade(&inner), next.generation, started));
     }
 }
 
@@ -370,11 +352,7 @@ async fn measure(inner: Weak<Inner>, generation: u64, started: Instant) {
             .all(|a| a.applied.load(Ordering::SeqCst) >= generation);
         if done {
             let latency = started.elapsed();
-            let superseded = strong
-                .latest
-                .borrow()
-                .as_ref()
-                .is_some_and(|p| p.generation > generation);
+            let superseded = strong.tokens.generation() > generation;
             if !superseded {
                 *strong
                     .counters
@@ -394,13 +372,15 @@ async fn measure(inner: Weak<Inner>, generation: u64, started: Instant) {
     }
 }
 
-/// One attached target's worker: applies the newest token each time one is published.
+/// One attached target's worker: applies the newest generation of the manager's stream each time one is
+/// published, and again each time a connection of the target comes up. `held` is the generation the target's
+/// connections are taken to hold (its expiry is the reconnect deadline).
 async fn work(
     inner: Weak<Inner>,
     target: Arc<Target>,
     applied: Arc<AtomicU64>,
-    mut latest: watch::Receiver<Option<Published>>,
-    mut held: Option<Arc<Token>>,
+    mut tokens: TokenWatch,
+    mut held: Option<TokenGeneration>,
 ) {
     // A connection that comes up while a token is being pushed (or that fred reconnected with a token fetched just
     // before a newer one was published) may hold an older token than the newest: every reconnect of the target's
@@ -424,41 +404,44 @@ async fn work(
         })
         .collect();
     loop {
-        tokio::select! {
-            changed = latest.changed() => if changed.is_err() { return },
+        let next = tokio::select! {
+            changed = tokens.changed() => match changed {
+                Some(next) => next,
+                None => return,
+            },
             () = reconnected.notified() => {
                 tracing::debug!(target_client = %target.describe(), "a connection came up: re-applying the newest token");
+                // The stream's newest generation, as the manager holds it now.
+                let Some(next) = tokens.borrow_and_update() else { continue };
+                next
             }
-        }
-        let Some(published) = latest.borrow_and_update().clone() else {
-            continue;
         };
         let Some(inner) = inner.upgrade() else { return };
-        let (token, generation) =
-            apply(&inner, &target, published, &mut latest, held.as_deref()).await;
-        held = Some(token);
+        let (now_held, generation) = apply(&inner, &target, next, &mut tokens, held.as_ref()).await;
+        held = Some(now_held);
         // The generation the target's connections now hold, not the newest published: one published while this
-        // one was being applied is still to be applied (`latest` shows it changed), and until it is, the target
-        // is not up to date.
+        // one was being applied is still to be applied (`tokens` has not returned it yet), and until it is, the
+        // target is not up to date.
         applied.store(generation, Ordering::SeqCst);
         inner.applied.notify_waiters();
     }
 }
 
-/// Applies `published` (or a newer token, should one arrive meanwhile) to `target`, retrying until it works, or
-/// reconnecting when the token its connections hold is about to expire. Returns the token the target now holds and
-/// its generation (after a reconnect, which authenticates with the manager's current token, the generation being
-/// applied: never more than the target holds).
+/// Applies `published` (or a newer generation, should the stream return one meanwhile) to `target`, retrying until
+/// it works, or reconnecting when the generation its connections hold is about to expire. Returns the generation
+/// the target now holds and its number (after a reconnect, whose connections authenticate with the manager's token
+/// of that moment, the generation being applied: never newer than the target holds, and the one whose expiry the
+/// next deadline is computed from).
 async fn apply(
     inner: &Arc<Inner>,
     target: &Arc<Target>,
-    mut published: Published,
-    latest: &mut watch::Receiver<Option<Published>>,
-    held: Option<&Token>,
-) -> (Arc<Token>, u64) {
+    mut published: TokenGeneration,
+    tokens: &mut TokenWatch,
+    held: Option<&TokenGeneration>,
+) -> (TokenGeneration, u64) {
     let options = &inner.options;
-    // The connections hold `held` until re-authenticated: its expiry is the deadline.
-    let deadline = held.map(|t| deadline_for(t, options));
+    // The connections hold `held` until re-authenticated: its expiry (on tokio's clock) is the deadline.
+    let deadline = held.map(|held| deadline_for(held, options));
     let mut delay = options.retry_initial_delay;
     let mut attempt = 0u32;
     loop {
@@ -489,7 +472,8 @@ async fn apply(
                     .counters
                     .reconnects
                     .fetch_add(outcome.reconnected, Ordering::Relaxed);
-                return (token, published.generation);
+                let generation = published.generation;
+                return (published, generation);
             }
             Err(error) => {
                 Counters::add(&inner.counters.reauths_failed);
@@ -511,11 +495,10 @@ async fn apply(
                             Counters::add(&inner.counters.reconnects);
                             report.reconnected = true;
                             inner.report(report);
-                            // A reconnect authenticates with the manager's current token.
-                            return (
-                                inner.manager.current().unwrap_or(token),
-                                published.generation,
-                            );
+                            // The new connections authenticated with the manager's token of the moment: the
+                            // generation being applied or a newer one. A newer one is still ahead in `tokens`.
+                            let generation = published.generation;
+                            return (published, generation);
                         }
                         Err(e) => {
                             report.message =
@@ -527,10 +510,10 @@ async fn apply(
                 // Wait before the next attempt, but move on at once to a newer token.
                 tokio::select! {
                     () = tokio::time::sleep(delay) => {}
-                    changed = latest.changed() => if changed.is_err() { return (token, 0) },
-                }
-                if let Some(newer) = latest.borrow_and_update().clone() {
-                    published = newer;
+                    changed = tokens.changed() => match changed {
+                        Some(newer) => published = newer,
+                        None => return (published, 0),
+                    },
                 }
                 delay = (delay * 2).min(options.retry_max_delay);
             }
@@ -595,12 +578,14 @@ fn timeout_error(what: &str, after: std::time::Duration) -> fred::error::Error {
     )
 }
 
-/// When connections holding `token` must be reconnected at the latest.
-fn deadline_for(token: &Token, options: &ReauthOptions) -> Instant {
-    // The one wall-clock read here: how long `token` has left, turned into tokio's clock.
-    let left = token.remaining(SystemTime::now());
-    let margin = options.reconnect_margin.min(token.lifetime() / 5);
-    Instant::now() + left.saturating_sub(margin)
+/// When connections holding `held` must be reconnected at the latest: its expiry on tokio's clock, as the stream
+/// carries it, less the margin. No wall-clock read: the manager already turned the token's expiry into tokio's
+/// clock (and corrects it after a suspend).
+fn deadline_for(held: &TokenGeneration, options: &ReauthOptions) -> Instant {
+    let margin = options.reconnect_margin.min(held.token.lifetime() / 5);
+    held.expires_at
+        .checked_sub(margin)
+        .unwrap_or(held.expires_at)
 }
 
 impl Attachable {
@@ -621,6 +606,94 @@ impl Attachable {
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicU32;
+    use std::time::{Duration, SystemTime};
+
+    use entraid_core::{BoxFuture, IdentityProviderResponse};
+    use entraid_manager::WallClock;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    /// Mints one gateway-style token (`oid` = `deadline`, a 1 h lifetime on the system clock), then fails.
+    #[derive(Debug)]
+    struct OneToken(AtomicU32);
+
+    impl IdentityProvider for OneToken {
+        fn request_token(&self) -> BoxFuture<'_, Result<IdentityProviderResponse, Error>> {
+            Box::pin(async move {
+                if self.0.fetch_add(1, Ordering::SeqCst) > 0 {
+                    return Err(Error::transport("OneToken", "no second token", None));
+                }
+                let jwt = entraid_testkit::redis::token("deadline", HOUR);
+                Ok(IdentityProviderResponse::raw_token(jwt))
+            })
+        }
+
+        fn name(&self) -> &str {
+            "OneToken"
+        }
+    }
+
+    /// A manager whose wall clock is `wall` (shared, so a test can move it), on tokio's paused clock.
+    async fn manager_with_wall(wall: Arc<Mutex<SystemTime>>) -> TokenManager {
+        let options = TokenManagerOptions {
+            wall_clock: WallClock::custom(move || *wall.lock().unwrap_or_else(|e| e.into_inner())),
+            ..TokenManagerOptions::default()
+        };
+        let manager = TokenManager::start(OneToken(AtomicU32::new(0)), options).unwrap();
+        manager.ready().await.unwrap();
+        manager
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_reconnect_deadline_follows_tokios_clock_not_the_wall_clock() {
+        // The wall clock stands still while tokio's clock runs on: by the wall clock (the manager's, and the
+        // system's, which paused time does not move) the token has an hour left; on tokio's clock, 40 minutes.
+        let wall = Arc::new(Mutex::new(SystemTime::now()));
+        let manager = manager_with_wall(wall).await;
+        let held = manager.watch().borrow().unwrap();
+        tokio::time::advance(20 * 60 * Duration::from_secs(1)).await;
+        assert!(
+            held.token.remaining(SystemTime::now()) > 59 * 60 * Duration::from_secs(1),
+            "the wall clock disagrees with tokio's"
+        );
+        let options = ReauthOptions::default();
+        let deadline = deadline_for(&held, &options);
+        assert_eq!(deadline, held.expires_at - options.reconnect_margin);
+        let left = deadline - Instant::now();
+        assert!(
+            left <= 40 * 60 * Duration::from_secs(1) - options.reconnect_margin,
+            "deadline {left:?} from now: read from the wall clock, not from the stream"
+        );
+        manager.shutdown();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_suspend_the_reconnect_deadline_is_the_managers_corrected_expiry() {
+        // The manager's wall clock jumps 50 minutes ahead of tokio's (a suspended laptop): the manager cuts the
+        // held token's expiry on tokio's clock to the 10 minutes the wall clock leaves it (its refresh fails, so
+        // the token stays held). The system clock did not jump: a deadline computed from it would be an hour out.
+        let wall = Arc::new(Mutex::new(SystemTime::now()));
+        let manager = manager_with_wall(wall.clone()).await;
+        let mut tokens = manager.watch();
+        let before = tokens.borrow_and_update().unwrap();
+        *wall.lock().unwrap_or_else(|e| e.into_inner()) += 50 * 60 * Duration::from_secs(1);
+        // The manager compares the clocks every 10 s.
+        tokio::time::advance(Duration::from_secs(11)).await;
+        let held = loop {
+            let held = tokens.borrow().unwrap();
+            if held.expires_at < before.expires_at {
+                break held;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(held.generation, before.generation, "the same token");
+        let left = deadline_for(&held, &ReauthOptions::default()) - Instant::now();
+        assert!(
+            left <= 10 * 60 * Duration::from_secs(1),
+            "deadline {left:?} from now, though the token has at most 10 minutes left"
+        );
+        manager.shutdown();
+    }
 
     #[tokio::test]
     async fn a_panicking_worker_is_reported_and_restarted() {
