@@ -2,10 +2,10 @@
 //!
 //! Each attached client gets its own worker task that follows the manager's one stream of token generations (its
 //! own [`TokenWatch`]), so a slow or failing client never delays the others, and a client that is still retrying
-//! when a newer token arrives moves on to the newer one. A worker re-authenticates with the username (`oid`) of the token it applies. A failed `AUTH` is
-//! retried with backoff; if it still fails when the token the client's connections hold is about to expire, the
-//! client is reconnected with the current token rather than left for the server to close (the deadline is the held
-//! generation's expiry on tokio's clock, as the stream carries it). Every failure is
+//! when a newer token arrives moves on to the newer one. A worker re-authenticates with the username (`oid`) of the
+//! token it applies. A failed `AUTH` is retried with backoff; if it still fails when the token the client's
+//! connections hold is about to expire (the held generation's expiry on tokio's clock, as the stream carries it),
+//! the client is reconnected with the current token rather than left for the server to close. Every failure is
 //! reported to [`EntraIdAuth::subscribe_errors`].
 
 use std::collections::HashMap;
