@@ -7,9 +7,13 @@
 //! cargo xtask package   publishability: metadata, one MSRV, `cargo package` of every published crate
 //! cargo xtask quickstart  the README's quick start, built in a fresh project depending only on entraid-fred
 //! cargo xtask demo      the end-to-end demo
-//! cargo xtask bench     the benchmarks
+//! cargo xtask bench     the benchmarks (`bench NAME...` for some, `bench --list` to name them)
 //! cargo xtask fuzz      the fuzz targets (--seconds N each, --target T); not part of `ci`
 //! ```
+//!
+//! `ci`, `test` and `demo` first make sure redis-server (>= 6) is there: they install it when missing (apt-get as
+//! root or with sudo, Homebrew on macOS; `ENTRAID_INSTALL_REDIS=0` forbids it) or stop at once with the command
+//! that does (`redis_server.rs`).
 
 #![forbid(unsafe_code)]
 #![allow(
@@ -18,15 +22,17 @@
     reason = "xtask reports to the developer on the terminal"
 )]
 
+mod bench;
 mod fuzz;
 mod layering;
 mod package;
+mod redis_server;
 mod tidy;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-const USAGE: &str = "usage: cargo xtask <ci|test|layering|package|quickstart|demo|bench|fuzz [--seconds N] [--target T]>";
+const USAGE: &str = "usage: cargo xtask <ci|test|layering|package|quickstart|demo|bench [NAME...|--list]|fuzz [--seconds N] [--target T]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -37,7 +43,7 @@ fn main() -> ExitCode {
         Some("package") => package(),
         Some("quickstart") => quickstart(),
         Some("demo") => demo(),
-        Some("bench") => bench(),
+        Some("bench") => bench::bench(&args[1..]),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
@@ -89,6 +95,9 @@ fn has_cargo_subcommand(name: &str) -> bool {
 }
 
 fn ci() -> Result<(), String> {
+    // First: the tests need redis-server, and finding it missing after fmt and clippy wastes minutes.
+    redis_server::ensure()?;
+
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--check"]);
     run("fmt", fmt)?;
@@ -121,6 +130,7 @@ fn ci() -> Result<(), String> {
 }
 
 fn test() -> Result<(), String> {
+    redis_server::ensure()?;
     if has_cargo_subcommand("nextest") {
         let mut nextest = cargo();
         nextest.args([
@@ -338,23 +348,8 @@ fn quickstart() -> Result<(), String> {
 }
 
 fn demo() -> Result<(), String> {
+    redis_server::ensure()?;
     let mut demo = cargo();
     demo.args(["run", "--quiet", "-p", "entraid-cli", "--", "demo"]);
     run("demo", demo)
-}
-
-fn bench() -> Result<(), String> {
-    for (package, bench) in [
-        ("entraid-manager", "cached_read"),
-        ("entraid-testkit", "gateway"),
-        ("entraid-fred", "fanout"),
-    ] {
-        let mut cmd = cargo();
-        cmd.args(["bench", "-p", package, "--bench", bench]);
-        run(&format!("bench {package}/{bench}"), cmd)?;
-    }
-    println!(
-        "\nRecord the results, with the command and the machine's load, in docs/BENCHMARKS.md."
-    );
-    Ok(())
 }

@@ -6,6 +6,15 @@
 //! (measured by the adapter itself: `ReauthStats::last_fanout_latency`); the percentiles over every sample and the
 //! memory table are printed at the end. `FANOUT_ROTATIONS` sets the rotation count of the memory run
 //! (default 10,000).
+//!
+//! Then, at scale (not criterion; `FANOUT_SCALE_ROTATIONS` rotations each, default 40): 1,000 single-connection
+//! clients and 10 pools of 100, straight to redis-server (their principal a `nopass` ACL user there, so only
+//! fred and the adapter are measured) and through the gateway (which verifies every `AUTH`'s RS256 token in this
+//! process); and 100 clients of a 6-master cluster through the gateways. For each: the fan-out latency
+//! percentiles, the process CPU time per rotation per connection (`/proc/self/stat`, 10 ms ticks, over every
+//! rotation; it includes the in-process gateway where there is one), and RSS and live tokio tasks per attached
+//! connection (measured before and after `attach`). The bench raises `RLIMIT_NOFILE` to its hard limit (the
+//! redis-servers it starts inherit it, so their `maxclients` follows).
 
 #![allow(
     clippy::unwrap_used,
@@ -97,11 +106,11 @@ async fn setup(connections: usize, cluster: bool) -> Setup {
 }
 
 /// Forces one rotation and waits until the adapter has pushed it everywhere; returns the adapter's latency.
-async fn rotate(setup: &Setup) -> Duration {
-    let before = setup.auth.stats().fanouts_completed;
-    setup.manager.refresh_now().await.unwrap();
+async fn rotate(manager: &TokenManager, auth: &EntraIdAuth) -> Duration {
+    let before = auth.stats().fanouts_completed;
+    manager.refresh_now().await.unwrap();
     loop {
-        let stats = setup.auth.stats();
+        let stats = auth.stats();
         if stats.fanouts_completed > before {
             return stats
                 .last_fanout_latency
@@ -138,7 +147,7 @@ fn fanout(c: &mut Criterion) {
                 async move {
                     let mut total = Duration::ZERO;
                     for _ in 0..iters {
-                        let latency = rotate(setup).await;
+                        let latency = rotate(&setup.manager, &setup.auth).await;
                         samples.lock().unwrap().push(latency);
                         total += latency;
                     }
@@ -204,7 +213,7 @@ fn memory() {
                 println!("| {i} | {} | {} |", rss_kib(), metrics.num_alive_tasks());
             }
             if i < rotations {
-                rotate(&setup).await;
+                rotate(&setup.manager, &setup.auth).await;
             }
         }
         let stats = setup.harness.stats();
@@ -221,8 +230,343 @@ criterion_group! {
     targets = fanout
 }
 
+/// A one-hour token for a fixed `oid`, unique by `n`: it expires `n` seconds later than the first (the manager
+/// takes a token with the expiry and principal of the one it holds for that same token, and publishes only new ones).
+fn unique_token(oid: &str, n: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    entraid_testkit::keys::TestKey::entra().sign_jwt(&serde_json::json!({
+        "aud": "https://redis.azure.com",
+        "iss": "https://sts.windows.net/00000000-0000-0000-0000-000000000000/",
+        "iat": now, "nbf": now, "exp": now + 3600 + n,
+        "oid": oid, "sub": oid, "tid": "00000000-0000-0000-0000-000000000000",
+        "uti": format!("scale-{n}"),
+    }))
+}
+
+/// Tokens minted before the run, one per request, so no signing is timed or counted as CPU.
+#[derive(Debug)]
+struct Preminted {
+    tokens: Vec<String>,
+    next: AtomicU64,
+}
+
+impl IdentityProvider for Preminted {
+    fn request_token(&self) -> BoxFuture<'_, Result<IdentityProviderResponse, Error>> {
+        Box::pin(async move {
+            let i = self.next.fetch_add(1, Ordering::Relaxed) as usize;
+            let token = self
+                .tokens
+                .get(i)
+                .cloned()
+                .ok_or_else(|| Error::custom("no pre-minted token left", false))?;
+            Ok(IdentityProviderResponse::raw_token(token))
+        })
+    }
+}
+
+/// User + system CPU time of this process so far (`/proc/self/stat`, in clock ticks of 10 ms).
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may hold spaces): utime is the 12th, stime the 13th.
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<u64> = after
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit; returns the soft limit now in force.
+fn raise_nofile() -> u64 {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let raised = rustix::process::Rlimit {
+        current: limit.maximum,
+        maximum: limit.maximum,
+    };
+    if setrlimit(Resource::Nofile, raised).is_err() {
+        return limit.current.unwrap_or(0);
+    }
+    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Shape {
+    /// `n` single-connection clients.
+    Clients(usize),
+    /// `pools` pools of `size` connections.
+    Pools { pools: usize, size: usize },
+}
+
+impl Shape {
+    fn connections(self) -> usize {
+        match self {
+            Shape::Clients(n) => n,
+            Shape::Pools { pools, size } => pools * size,
+        }
+    }
+}
+
+/// Where the clients connect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    /// Straight to one redis-server.
+    Direct,
+    /// Through the testkit's gateway to one redis-server.
+    Gateway,
+    /// Through the gateways of a cluster of this many masters.
+    Cluster(usize),
+}
+
+struct ScaleResult {
+    name: String,
+    connections: usize,
+    samples: Vec<Duration>,
+    cpu_per_rotation_per_connection: Duration,
+    rss_per_connection_kib: f64,
+    tasks_per_attachment: f64,
+    attachments: usize,
+    baseline: Vec<Duration>,
+}
+
+async fn scale_case(name: &str, route: Route, shape: Shape, rotations: usize) -> ScaleResult {
+    const OID: &str = "scale-principal";
+    let mut server_holder = None;
+    let mut harness_holder: Option<RedisHarness> = None;
+    let server = match route {
+        Route::Direct => {
+            let server = entraid_testkit::redis::RedisServer::start().await.unwrap();
+            let mut admin = server.connect().await.unwrap();
+            admin
+                .command(&["ACL", "SETUSER", OID, "on", "nopass", "~*", "&*", "+@all"])
+                .await
+                .unwrap();
+            let config =
+                ServerConfig::new_centralized(server.addr().ip().to_string(), server.addr().port());
+            server_holder = Some(server);
+            config
+        }
+        Route::Gateway | Route::Cluster(_) => {
+            let topology = match route {
+                Route::Cluster(masters) => entraid_testkit::redis::Topology::Cluster { masters },
+                _ => entraid_testkit::redis::Topology::Standalone,
+            };
+            let harness = RedisHarness::start(entraid_testkit::redis::HarnessOptions {
+                topology,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+            let addrs = harness.addrs();
+            let config = if matches!(route, Route::Cluster(_)) {
+                ServerConfig::new_clustered(
+                    addrs
+                        .iter()
+                        .map(|a| (a.ip().to_string(), a.port()))
+                        .collect(),
+                )
+            } else {
+                ServerConfig::new_centralized(addrs[0].ip().to_string(), addrs[0].port())
+            };
+            harness_holder = Some(harness);
+            config
+        }
+    };
+    let tokens = (0..rotations as u64 + 8)
+        .map(|n| unique_token(OID, n))
+        .collect();
+    let manager = TokenManager::start(
+        Preminted {
+            tokens,
+            next: AtomicU64::new(0),
+        },
+        TokenManagerOptions::default(),
+    )
+    .unwrap();
+    manager.ready().await.unwrap();
+    let auth = EntraIdAuth::new(manager.clone());
+    let config = || {
+        let mut config = Config {
+            server: server.clone(),
+            version: RespVersion::RESP3,
+            ..Config::default()
+        };
+        auth.configure(&mut config);
+        config
+    };
+    let mut clients = Vec::new();
+    let mut pools = Vec::new();
+    match shape {
+        Shape::Clients(n) => {
+            for _ in 0..n {
+                let client = Builder::from_config(config()).build().unwrap();
+                client.init().await.unwrap();
+                clients.push(client);
+            }
+        }
+        Shape::Pools { pools: count, size } => {
+            for _ in 0..count {
+                let pool = Builder::from_config(config()).build_pool(size).unwrap();
+                pool.init().await.unwrap();
+                pools.push(pool);
+            }
+        }
+    }
+    let metrics = tokio::runtime::Handle::current().metrics();
+    // Settle, then measure what attaching adds.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (rss_before, tasks_before) = (rss_kib(), metrics.num_alive_tasks());
+    let mut attachments: Vec<entraid_fred::Attachment> =
+        clients.iter().map(|c| auth.attach(c)).collect();
+    attachments.extend(pools.iter().map(|p| auth.attach(p)));
+    // Each attached client applies the newest token at once; then one rotation, not timed.
+    rotate(&manager, &auth).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (rss_after, tasks_after) = (rss_kib(), metrics.num_alive_tasks());
+    let cpu_before = cpu_time();
+    let mut samples = Vec::with_capacity(rotations);
+    for _ in 0..rotations {
+        samples.push(rotate(&manager, &auth).await);
+    }
+    let cpu = cpu_time().saturating_sub(cpu_before);
+    let connections = shape.connections();
+    // Baseline: fred alone sending `AUTH` (the newest token) on every single-connection client at once, no adapter.
+    let mut baseline = Vec::new();
+    if !clients.is_empty() {
+        let token = manager
+            .current()
+            .map(|t| t.access_token().expose_secret().to_owned());
+        if let Some(token) = token {
+            for _ in 0..rotations.min(20) {
+                let started = std::time::Instant::now();
+                let mut set = tokio::task::JoinSet::new();
+                for client in &clients {
+                    let (client, token) = (client.clone(), token.clone());
+                    set.spawn(async move { client.auth(Some(OID.to_owned()), token).await });
+                }
+                while let Some(result) = set.join_next().await {
+                    result.unwrap().unwrap();
+                }
+                baseline.push(started.elapsed());
+            }
+            baseline.sort();
+        }
+    }
+    if let Some(harness) = &harness_holder {
+        let stats = harness.stats();
+        assert_eq!(stats.closed_by_expiry, 0);
+        assert_eq!(stats.auth_failed, 0, "{stats:?}");
+    }
+    for client in &clients {
+        client.quit().await.unwrap();
+    }
+    for pool in &pools {
+        pool.quit().await.unwrap();
+    }
+    drop(attachments);
+    drop(server_holder);
+    samples.sort();
+    ScaleResult {
+        name: name.to_owned(),
+        connections,
+        samples,
+        cpu_per_rotation_per_connection: cpu / (rotations * connections) as u32,
+        rss_per_connection_kib: (rss_after as f64 - rss_before as f64) / connections as f64,
+        tasks_per_attachment: (tasks_after as f64 - tasks_before as f64)
+            / (clients.len() + pools.len()) as f64,
+        attachments: clients.len() + pools.len(),
+        baseline,
+    }
+}
+
+fn scale() {
+    let rotations: usize = std::env::var("FANOUT_SCALE_ROTATIONS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(40);
+    let nofile = raise_nofile();
+    println!("\nfan-out at scale ({rotations} rotations each; RLIMIT_NOFILE {nofile}):");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut results = Vec::new();
+    for (name, route, shape) in [
+        ("1,000 clients, direct", Route::Direct, Shape::Clients(1000)),
+        (
+            "10 pools x 100, direct",
+            Route::Direct,
+            Shape::Pools {
+                pools: 10,
+                size: 100,
+            },
+        ),
+        (
+            "1,000 clients, gateway",
+            Route::Gateway,
+            Shape::Clients(1000),
+        ),
+        (
+            "10 pools x 100, gateway",
+            Route::Gateway,
+            Shape::Pools {
+                pools: 10,
+                size: 100,
+            },
+        ),
+        (
+            "cluster 6 masters, 100 clients, gateways",
+            Route::Cluster(6),
+            Shape::Clients(100),
+        ),
+    ] {
+        results.push(runtime.block_on(scale_case(name, route, shape, rotations)));
+    }
+    println!(
+        "| case | connections (attachments) | p50 | p99 | max | CPU per rotation per connection | RSS per connection | tasks per attachment |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut baselines = Vec::new();
+    for r in results {
+        if !r.baseline.is_empty() {
+            baselines.push(format!(
+                "| {} | fred alone: AUTH on every client at once ({} rounds) | {:.2?} | {:.2?} | {:.2?} |",
+                r.name,
+                r.baseline.len(),
+                percentile(&r.baseline, 0.5),
+                percentile(&r.baseline, 0.99),
+                r.baseline[r.baseline.len() - 1],
+            ));
+        }
+        println!(
+            "| {} | {} ({}) | {:.2?} | {:.2?} | {:.2?} | {:.1?} | {:.2} KiB | {:.2} |",
+            r.name,
+            r.connections,
+            r.attachments,
+            percentile(&r.samples, 0.5),
+            percentile(&r.samples, 0.99),
+            r.samples[r.samples.len() - 1],
+            r.cpu_per_rotation_per_connection,
+            r.rss_per_connection_kib,
+            r.tasks_per_attachment,
+        );
+    }
+    println!("\n| case | baseline | p50 | p99 | max |\n|---|---|---|---|---|");
+    for row in baselines {
+        println!("{row}");
+    }
+}
+
 fn main() {
-    benches();
-    Criterion::default().configure_from_args().final_summary();
-    memory();
+    let only_scale = std::env::var_os("FANOUT_ONLY_SCALE").is_some();
+    if !only_scale {
+        benches();
+        Criterion::default().configure_from_args().final_summary();
+        memory();
+    }
+    scale();
 }

@@ -1,11 +1,10 @@
 //! [`EntraIdAuth`]: pushes every new token to every live connection of every attached client.
 //!
-//! Each attached client gets its own worker task that follows the manager's one stream of token generations (its
-//! own [`TokenWatch`]), so a slow or failing client never delays the others, and a client that is still retrying
-//! when a newer token arrives moves on to the newer one. A worker re-authenticates with the username (`oid`) of the
-//! token it applies. A failed `AUTH` is retried with backoff; if it still fails when the token the client's
-//! connections hold is about to expire (the held generation's expiry on tokio's clock, as the stream carries it),
-//! the client is reconnected with the current token rather than left for the server to close. Every failure is
+//! Each attached client gets its own worker task that follows the newest token (a `watch` channel), so a slow or
+//! failing client never delays the others, and a client that is still retrying when a newer token arrives moves on
+//! to the newer one. A worker re-authenticates with the username (`oid`) of the token it applies. A failed `AUTH` is
+//! retried with backoff; if it still fails when the token the client's connections hold is about to expire, the
+//! client is reconnected with the current token rather than left for the server to close. Every failure is
 //! reported to [`EntraIdAuth::subscribe_errors`].
 
 use std::collections::HashMap;
@@ -13,49 +12,61 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::{Notify, broadcast, watch};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
 
 use entraid_core::{Error, IdentityProvider, Token};
-use entraid_manager::{TokenGeneration, TokenManager, TokenManagerOptions, TokenWatch};
+use entraid_manager::{
+    Subscription, TokenEvent, TokenGeneration, TokenManager, TokenManagerOptions, TokenWatch,
+};
 use fred::interfaces::ClientLike;
 
 use crate::credentials::EntraCredentialProvider;
+use crate::error::{ReauthError, ReauthErrorKind, token_error};
 use crate::options::ReauthOptions;
 use crate::stats::{Counters, ReauthStats};
+use crate::supervisor::{AbortOnDrop, supervise};
 use crate::target::{Attachable, Target};
+use crate::telemetry;
 
-/// A re-authentication failure, as delivered to [`EntraIdAuth::subscribe_errors`] (the Go library's
-/// `OnReAuthenticationError`).
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct ReauthError {
-    /// Which attached client failed (`client <id>`, `subscriber <id>`, `pool of <n>`).
-    pub target: String,
-    /// The attempt that failed, from 1.
-    pub attempt: u32,
-    /// What fred reported (never contains the token).
-    pub message: String,
-    /// Whether the client was then reconnected with the current token.
-    pub reconnected: bool,
+/// A token as published to the workers: the manager's generation (number, token, expiry on tokio's clock) as its
+/// `TokenWatch` returned it, with the span of its fan-out.
+#[derive(Clone)]
+struct Published {
+    generation: u64,
+    token: Arc<Token>,
+    expires_at: Instant,
+    span: Span,
 }
 
-impl fmt::Display for ReauthError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "re-authentication of {} failed (attempt {}): {}",
-            self.target, self.attempt, self.message
-        )?;
-        if self.reconnected {
-            f.write_str("; reconnected with the current token")?;
+/// The token a target's connections are taken to hold, with its expiry on tokio's clock (from the manager's stream):
+/// the reconnect deadline is computed from it.
+#[derive(Clone)]
+struct Held {
+    token: Arc<Token>,
+    expires_at: Instant,
+}
+
+impl From<&Published> for Held {
+    fn from(p: &Published) -> Self {
+        Self {
+            token: p.token.clone(),
+            expires_at: p.expires_at,
         }
-        Ok(())
     }
 }
 
-impl std::error::Error for ReauthError {}
+impl From<TokenGeneration> for Held {
+    fn from(g: TokenGeneration) -> Self {
+        Self {
+            token: g.token,
+            expires_at: g.expires_at,
+        }
+    }
+}
 
 /// Keeps attached fred clients authenticated with Entra ID tokens from a [`TokenManager`].
 ///
@@ -79,6 +90,7 @@ impl Drop for Handle {
         }
         for (_, attached) in inner.lock_targets().drain() {
             attached.worker.abort();
+            telemetry::attached(false);
         }
         inner.applied.notify_waiters();
     }
@@ -99,9 +111,7 @@ struct Inner {
     next_id: AtomicU64,
     counters: Arc<Counters>,
     errors: broadcast::Sender<ReauthError>,
-    /// The manager's stream, read only for its newest value (never awaited): what [`EntraIdAuth::pushed_token`]
-    /// shows and what `measure` compares with.
-    tokens: TokenWatch,
+    latest: watch::Sender<Option<Published>>,
     /// Woken whenever a worker finishes applying a token.
     applied: Notify,
     task: Mutex<Option<AbortHandle>>,
@@ -152,6 +162,7 @@ impl Drop for Attachment {
         if let Some(inner) = self.inner.upgrade() {
             if let Some(attached) = inner.lock_targets().remove(&self.id) {
                 attached.worker.abort();
+                telemetry::attached(false);
             }
             inner.applied.notify_waiters();
         }
@@ -177,15 +188,14 @@ impl EntraIdAuth {
 
     fn start(manager: TokenManager, options: ReauthOptions) -> Self {
         let (errors, _) = broadcast::channel(64);
-        let tokens = manager.watch();
         let inner = Arc::new(Inner {
-            tokens,
             manager,
             options,
             targets: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             counters: Arc::default(),
             errors,
+            latest: watch::Sender::new(None),
             applied: Notify::new(),
             task: Mutex::new(None),
             closed: std::sync::atomic::AtomicBool::new(false),
@@ -193,7 +203,9 @@ impl EntraIdAuth {
         // The manager's own stream of generations: a token published at any time, even before this task runs,
         // is never missed (its first `changed` returns the token held now).
         let tokens = inner.manager.watch();
-        let handle = tokio::spawn(publish(Arc::downgrade(&inner), tokens));
+        // The manager's failures too: each is reported to `subscribe_errors` with its typed error.
+        let events = inner.manager.subscribe();
+        let handle = tokio::spawn(publish(Arc::downgrade(&inner), tokens, events));
         *inner.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle.abort_handle());
         Self {
             handle: Arc::new(Handle { inner }),
@@ -253,34 +265,43 @@ impl EntraIdAuth {
         let id = self.inner().next_id.fetch_add(1, Ordering::Relaxed);
         let target = Target::new(attachable);
         // The client may have connected with an older token than the newest one (it connected before a rotation,
-        // and is attached after it): its worker follows a fresh watch of the manager's stream, whose first
-        // `changed` returns the newest generation at once, then every newer one. Until then its connections are
-        // taken to hold that newest generation (the deadline is its expiry on tokio's clock).
-        let tokens = self.inner().manager.watch();
-        let held = tokens.borrow();
+        // and is attached after it): its worker applies the newest token at once, then every newer one.
+        let mut latest = self.inner().latest.subscribe();
+        latest.mark_changed();
         let applied = Arc::new(AtomicU64::new(0));
+        // Until then its connections are taken to hold the newest generation of the manager's stream (not
+        // `current()`): the deadline is that generation's expiry on tokio's clock.
+        let held = self.inner().manager.watch().borrow().map(Held::from);
         let weak = Arc::downgrade(self.inner());
         let worker = {
             let (target, applied) = (target.clone(), applied.clone());
-            let mut first = Some((tokens, held));
+            let mut first = Some((latest, held));
             let reporter = weak.clone();
             let describe = target.describe();
-            let manager = self.inner().manager.clone();
             tokio::spawn(supervise(
                 move || {
-                    // After a panic: a fresh watch that returns the newest generation at once, and no held token.
-                    let (tokens, held) = first.take().unwrap_or_else(|| (manager.watch(), None));
-                    work(weak.clone(), target.clone(), applied.clone(), tokens, held)
+                    // After a panic: a fresh receiver that sees the newest token at once, and no held token.
+                    let (latest, held) = first.take().unwrap_or_else(|| {
+                        let latest = weak.upgrade().map(|inner| {
+                            let mut latest = inner.latest.subscribe();
+                            latest.mark_changed();
+                            latest
+                        });
+                        (latest.unwrap_or_else(|| watch::channel(None).1), None)
+                    });
+                    work(weak.clone(), target.clone(), applied.clone(), latest, held)
                 },
                 move |panic| {
                     if let Some(inner) = reporter.upgrade() {
                         inner.report(ReauthError {
+                            kind: ReauthErrorKind::WorkerPanic,
                             target: describe.clone(),
                             attempt: 0,
                             message: format!(
                                 "the re-authentication worker panicked ({panic}); restarted"
                             ),
                             reconnected: false,
+                            token_error: None,
                         });
                     }
                 },
@@ -293,19 +314,26 @@ impl EntraIdAuth {
                 worker: worker.abort_handle(),
             },
         );
+        telemetry::attached(true);
         Attachment {
             id,
             inner: Arc::downgrade(self.inner()),
         }
     }
 
-    /// The newest token handed to the attached clients: the newest valid generation of the manager's stream, which
-    /// every worker follows (being pushed, or pushed already; see [`ReauthStats::fanouts_completed`]).
+    /// The newest token handed to the attached clients (being pushed, or pushed already; see
+    /// [`ReauthStats::fanouts_completed`]).
     pub fn pushed_token(&self) -> Option<Arc<Token>> {
-        self.inner().tokens.borrow().map(|g| g.token)
+        self.inner()
+            .latest
+            .borrow()
+            .as_ref()
+            .map(|p| p.token.clone())
     }
 
-    /// Re-authentication failures, as they happen (a lagging receiver misses the oldest).
+    /// Failures, as they happen (a lagging receiver misses the oldest): each failed re-authentication of an attached
+    /// client, and each failed token refresh of the manager ([`ReauthErrorKind::Refresh`], with the manager's
+    /// typed error in [`ReauthError::token_error`]: AADSTS codes through [`ReauthError::entra_error`]).
     pub fn subscribe_errors(&self) -> broadcast::Receiver<ReauthError> {
         self.inner().errors.subscribe()
     }
@@ -322,19 +350,59 @@ impl EntraIdAuth {
     }
 }
 
-/// Counts each new token generation of the manager and measures how long until every worker (each following the
-/// same stream) has applied it.
-async fn publish(inner: Weak<Inner>, mut tokens: TokenWatch) {
-    while let Some(next) = tokens.changed().await {
+/// Publishes each new token generation of the manager to the workers and measures how long until all of them have
+/// applied it; reports each of the manager's failures.
+async fn publish(inner: Weak<Inner>, mut tokens: TokenWatch, mut events: Subscription) {
+    loop {
+        let next = tokio::select! {
+            next = tokens.changed() => next,
+            event = events.recv() => {
+                match event {
+                    Some(TokenEvent::Error(error)) => {
+                        let Some(inner) = inner.upgrade() else { return };
+                        refresh_failed(&inner, error);
+                        continue;
+                    }
+                    Some(_) => continue,
+                    None => return,
+                }
+            }
+        };
+        let Some(next) = next else { return };
         let Some(inner) = inner.upgrade() else { return };
         Counters::add(&inner.counters.rotations);
         let started = Instant::now();
-        tokio::spawn(measure(Arc::downgrade(&inner), next.generation, started));
+        let generation = next.generation;
+        let clients = inner.lock_targets().len();
+        let span = tracing::info_span!("entraid.fanout", generation, clients, duration_ms = Empty);
+        inner.latest.send_replace(Some(Published {
+            generation,
+            token: next.token,
+            expires_at: next.expires_at,
+            span: span.clone(),
+        }));
+        tokio::spawn(measure(Arc::downgrade(&inner), generation, started, span));
     }
 }
 
+/// The manager could not get a new token: a WARN and a [`ReauthError`] of kind
+/// [`Refresh`](ReauthErrorKind::Refresh) carrying the manager's error. The attached clients keep the token they hold.
+fn refresh_failed(inner: &Inner, error: Arc<Error>) {
+    let attempt = inner.manager.status().consecutive_failures.max(1);
+    tracing::warn!(provider = %inner.manager.provider_name(), attempt, retryable = error.is_retryable(),
+        error = %error, "token refresh failed; attached clients keep the token they hold while the manager retries");
+    let _ = inner.errors.send(ReauthError {
+        kind: ReauthErrorKind::Refresh,
+        target: "token manager".to_owned(),
+        attempt,
+        message: error.to_string(),
+        reconnected: false,
+        token_error: Some(error),
+    });
+}
+
 /// Waits until every attached target has applied `generation` (or a newer one), then records the latency.
-async fn measure(inner: Weak<Inner>, generation: u64, started: Instant) {
+async fn measure(inner: Weak<Inner>, generation: u64, started: Instant, span: Span) {
     // Holding `Inner` here is fine: dropping the last handle sets `closed` and wakes this task.
     let Some(strong) = inner.upgrade() else {
         return;
@@ -352,15 +420,16 @@ async fn measure(inner: Weak<Inner>, generation: u64, started: Instant) {
             .all(|a| a.applied.load(Ordering::SeqCst) >= generation);
         if done {
             let latency = started.elapsed();
-            let superseded = strong.tokens.generation() > generation;
-            if !superseded {
-                *strong
-                    .counters
-                    .last_fanout_latency
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner()) = Some(latency);
-            }
-            Counters::add(&strong.counters.fanouts_completed);
+            let superseded = strong
+                .latest
+                .borrow()
+                .as_ref()
+                .is_some_and(|p| p.generation > generation);
+            strong.counters.fanout_completed(latency, !superseded);
+            span.record(
+                "duration_ms",
+                u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
+            );
             tracing::debug!(
                 generation,
                 ?latency,
@@ -372,15 +441,13 @@ async fn measure(inner: Weak<Inner>, generation: u64, started: Instant) {
     }
 }
 
-/// One attached target's worker: applies the newest generation of the manager's stream each time one is
-/// published, and again each time a connection of the target comes up. `held` is the generation the target's
-/// connections are taken to hold (its expiry is the reconnect deadline).
+/// One attached target's worker: applies the newest token each time one is published.
 async fn work(
     inner: Weak<Inner>,
     target: Arc<Target>,
     applied: Arc<AtomicU64>,
-    mut tokens: TokenWatch,
-    mut held: Option<TokenGeneration>,
+    mut latest: watch::Receiver<Option<Published>>,
+    mut held: Option<Held>,
 ) {
     // A connection that comes up while a token is being pushed (or that fred reconnected with a token fetched just
     // before a newer one was published) may hold an older token than the newest: every reconnect of the target's
@@ -404,41 +471,55 @@ async fn work(
         })
         .collect();
     loop {
-        let next = tokio::select! {
-            changed = tokens.changed() => match changed {
-                Some(next) => next,
-                None => return,
-            },
+        tokio::select! {
+            changed = latest.changed() => if changed.is_err() { return },
             () = reconnected.notified() => {
                 tracing::debug!(target_client = %target.describe(), "a connection came up: re-applying the newest token");
-                // The stream's newest generation, as the manager holds it now.
-                let Some(next) = tokens.borrow_and_update() else { continue };
-                next
             }
+        }
+        let Some(published) = latest.borrow_and_update().clone() else {
+            continue;
         };
         let Some(inner) = inner.upgrade() else { return };
-        let (now_held, generation) = apply(&inner, &target, next, &mut tokens, held.as_ref()).await;
+        let span = tracing::info_span!(
+            parent: &published.span,
+            "entraid.reauth",
+            target = %target.describe(),
+            generation = published.generation,
+            attempts = Empty,
+            reconnected = Empty
+        );
+        let (now_held, generation) = apply(
+            &inner,
+            &target,
+            published,
+            &mut latest,
+            held.as_ref(),
+            &span,
+        )
+        .instrument(span.clone())
+        .await;
         held = Some(now_held);
         // The generation the target's connections now hold, not the newest published: one published while this
-        // one was being applied is still to be applied (`tokens` has not returned it yet), and until it is, the
-        // target is not up to date.
+        // one was being applied is still to be applied (`latest` shows it changed), and until it is, the target
+        // is not up to date.
         applied.store(generation, Ordering::SeqCst);
         inner.applied.notify_waiters();
     }
 }
 
-/// Applies `published` (or a newer generation, should the stream return one meanwhile) to `target`, retrying until
-/// it works, or reconnecting when the generation its connections hold is about to expire. Returns the generation
-/// the target now holds and its number (after a reconnect, whose connections authenticate with the manager's token
-/// of that moment, the generation being applied: never newer than the target holds, and the one whose expiry the
-/// next deadline is computed from).
+/// Applies `published` (or a newer token, should one arrive meanwhile) to `target`, retrying until it works, or
+/// reconnecting when the token its connections hold is about to expire. Returns the token the target now holds and
+/// its generation (after a reconnect, whose connections authenticate with the manager's token of that moment, the
+/// generation being applied: never newer than the target holds, and the one the next deadline is computed from).
 async fn apply(
     inner: &Arc<Inner>,
     target: &Arc<Target>,
-    mut published: TokenGeneration,
-    tokens: &mut TokenWatch,
-    held: Option<&TokenGeneration>,
-) -> (TokenGeneration, u64) {
+    mut published: Published,
+    latest: &mut watch::Receiver<Option<Published>>,
+    held: Option<&Held>,
+    span: &Span,
+) -> (Held, u64) {
     let options = &inner.options;
     // The connections hold `held` until re-authenticated: its expiry (on tokio's clock) is the deadline.
     let deadline = held.map(|held| deadline_for(held, options));
@@ -472,16 +553,19 @@ async fn apply(
                     .counters
                     .reconnects
                     .fetch_add(outcome.reconnected, Ordering::Relaxed);
-                let generation = published.generation;
-                return (published, generation);
+                span.record("attempts", attempt);
+                span.record("reconnected", outcome.reconnected > 0);
+                return (Held::from(&published), published.generation);
             }
             Err(error) => {
                 Counters::add(&inner.counters.reauths_failed);
                 let mut report = ReauthError {
+                    kind: ReauthErrorKind::Reauth,
                     target: target.describe(),
                     attempt,
                     message: error.to_string(),
                     reconnected: false,
+                    token_error: token_error(&error),
                 };
                 if deadline.is_none_or(|d| Instant::now() + delay >= d) {
                     let limit = options
@@ -493,16 +577,18 @@ async fn apply(
                     match reconnect {
                         Ok(()) => {
                             Counters::add(&inner.counters.reconnects);
+                            span.record("attempts", attempt);
+                            span.record("reconnected", true);
                             report.reconnected = true;
                             inner.report(report);
                             // The new connections authenticated with the manager's token of the moment: the
-                            // generation being applied or a newer one. A newer one is still ahead in `tokens`.
-                            let generation = published.generation;
-                            return (published, generation);
+                            // generation being applied or a newer one, which `latest` still shows.
+                            return (Held::from(&published), published.generation);
                         }
                         Err(e) => {
                             report.message =
-                                format!("{}; reconnect failed too: {e}", report.message)
+                                format!("{}; reconnect failed too: {e}", report.message);
+                            report.token_error = report.token_error.or_else(|| token_error(&e));
                         }
                     }
                 }
@@ -510,60 +596,14 @@ async fn apply(
                 // Wait before the next attempt, but move on at once to a newer token.
                 tokio::select! {
                     () = tokio::time::sleep(delay) => {}
-                    changed = tokens.changed() => match changed {
-                        Some(newer) => published = newer,
-                        None => return (published, 0),
-                    },
+                    changed = latest.changed() => if changed.is_err() { return (Held::from(&published), 0) },
+                }
+                if let Some(newer) = latest.borrow_and_update().clone() {
+                    published = newer;
                 }
                 delay = (delay * 2).min(options.retry_max_delay);
             }
         }
-    }
-}
-
-/// Aborts the task when dropped (so a worker's helper tasks end with it).
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Runs the task `make` builds; when it panics, calls `on_panic` with the panic message and runs a new one. Ends
-/// when a task returns. Dropping (aborting) the supervisor aborts the running task.
-async fn supervise<F, Fut>(mut make: F, on_panic: impl Fn(String))
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    loop {
-        let mut task = AbortOnDrop(tokio::spawn(make()));
-        let outcome = (&mut task).await;
-        match outcome {
-            Ok(()) => return,
-            Err(e) if e.is_panic() => {
-                let panic = e.into_panic();
-                let message = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "no message".to_owned());
-                on_panic(message);
-            }
-            Err(_) => return,
-        }
-    }
-}
-
-impl Future for AbortOnDrop {
-    type Output = Result<(), tokio::task::JoinError>;
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        std::pin::Pin::new(&mut self.0).poll(cx)
     }
 }
 
@@ -578,10 +618,10 @@ fn timeout_error(what: &str, after: std::time::Duration) -> fred::error::Error {
     )
 }
 
-/// When connections holding `held` must be reconnected at the latest: its expiry on tokio's clock, as the stream
-/// carries it, less the margin. No wall-clock read: the manager already turned the token's expiry into tokio's
-/// clock (and corrects it after a suspend).
-fn deadline_for(held: &TokenGeneration, options: &ReauthOptions) -> Instant {
+/// When connections holding `held` must be reconnected at the latest: its expiry on tokio's clock, as the manager's
+/// stream carries it, less the margin. No wall-clock read: the manager already turned the token's expiry into
+/// tokio's clock (and cuts it after a detected suspend).
+fn deadline_for(held: &Held, options: &ReauthOptions) -> Instant {
     let margin = options.reconnect_margin.min(held.token.lifetime() / 5);
     held.expires_at
         .checked_sub(margin)
@@ -650,7 +690,7 @@ mod tests {
         // system's, which paused time does not move) the token has an hour left; on tokio's clock, 40 minutes.
         let wall = Arc::new(Mutex::new(SystemTime::now()));
         let manager = manager_with_wall(wall).await;
-        let held = manager.watch().borrow().unwrap();
+        let held = Held::from(manager.watch().borrow().unwrap());
         tokio::time::advance(20 * 60 * Duration::from_secs(1)).await;
         assert!(
             held.token.remaining(SystemTime::now()) > 59 * 60 * Duration::from_secs(1),
@@ -687,52 +727,11 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         assert_eq!(held.generation, before.generation, "the same token");
-        let left = deadline_for(&held, &ReauthOptions::default()) - Instant::now();
+        let left = deadline_for(&Held::from(held), &ReauthOptions::default()) - Instant::now();
         assert!(
             left <= 10 * 60 * Duration::from_secs(1),
             "deadline {left:?} from now, though the token has at most 10 minutes left"
         );
         manager.shutdown();
-    }
-
-    #[tokio::test]
-    async fn a_panicking_worker_is_reported_and_restarted() {
-        let runs = Arc::new(AtomicU32::new(0));
-        let panics = Arc::new(Mutex::new(Vec::new()));
-        let (r, p) = (runs.clone(), panics.clone());
-        supervise(
-            move || {
-                let run = r.fetch_add(1, Ordering::SeqCst);
-                async move {
-                    assert!(run >= 2, "worker failure {run}");
-                }
-            },
-            move |message| p.lock().unwrap_or_else(|e| e.into_inner()).push(message),
-        )
-        .await;
-        assert_eq!(runs.load(Ordering::SeqCst), 3, "restarted after each panic");
-        let panics = panics.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        assert_eq!(panics.len(), 2);
-        assert!(panics[0].contains("worker failure 0"), "{panics:?}");
-    }
-
-    #[tokio::test]
-    async fn aborting_the_supervisor_aborts_the_worker() {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
-        let supervisor = tokio::spawn(supervise(
-            move || {
-                let tx = tx.clone();
-                async move {
-                    // Holds the sender until aborted.
-                    let _tx = tx;
-                    std::future::pending::<()>().await;
-                }
-            },
-            |_| {},
-        ));
-        tokio::task::yield_now().await;
-        supervisor.abort();
-        // The worker's sender is dropped only if the worker was aborted too.
-        assert!(rx.recv().await.is_none());
     }
 }

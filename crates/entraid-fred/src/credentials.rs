@@ -2,10 +2,11 @@
 //!
 //! fred calls it for every new connection and every reconnect (including its backchannel), so each connection
 //! starts authenticated as (`oid`, token) with the current token. When no valid token is at hand yet, it waits for
-//! one (the manager's single flight), so a client built before the first token arrives still connects.
+//! one (the manager's single flight), so a client built before the first token arrives still connects. When none
+//! can be had, the fred error it returns carries the manager's error ([`token_error`](crate::token_error)).
 
 use async_trait::async_trait;
-use fred::error::{Error as FredError, ErrorKind};
+use fred::error::Error as FredError;
 use fred::types::config::{CredentialProvider, Server};
 
 use entraid_manager::TokenManager;
@@ -34,7 +35,9 @@ impl CredentialProvider for EntraCredentialProvider {
     ) -> Result<(Option<String>, Option<String>), FredError> {
         let token = self.manager.token().await.map_err(|e| {
             // The manager's errors never carry a secret.
-            FredError::new(ErrorKind::Auth, format!("no Entra ID token for Redis: {e}"))
+            tracing::warn!(provider = %self.manager.provider_name(), error = %e,
+                "no Entra ID token for a new Redis connection");
+            crate::error::no_token(&e)
         })?;
         Ok((
             Some(token.username().to_owned()),

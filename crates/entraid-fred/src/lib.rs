@@ -33,9 +33,18 @@
 //!   [`EntraIdAuth::client_secret`], ...) over `entraid-identity`. Without it no HTTP stack is pulled.
 //! - `tls-rustls-ring` (default): fred's rustls TLS on the ring provider (`TlsConnector::default_rustls`, the
 //!   operating system's roots). Azure Cache for Redis and Azure Managed Redis accept TLS only.
+//! - `metrics` (off): the adapter's metrics and the manager's through the `metrics` facade ([`telemetry`]).
 //!
+//! ## Errors
 //! Call `auth.manager().ready().await` before `client.init()` to fail fast (with the identity error) when no
-//! token can be had, instead of waiting inside fred's connect.
+//! token can be had, instead of waiting inside fred's connect. A fred error caused by a missing token (from
+//! `init()`, or a reconnect) gives the manager's [`Error`] back through [`token_error`]; [`ReauthError`]s from
+//! [`EntraIdAuth::subscribe_errors`] carry it too (failed refreshes included), with
+//! [`ReauthError::entra_error`] and [`ReauthError::is_retryable`].
+//!
+//! ## Telemetry
+//! Spans `entraid.fanout` (one per new token) and `entraid.reauth` (one per attached client in it); metrics with
+//! the `metrics` feature. Names in [`telemetry`] and `docs/telemetry.md`.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -43,11 +52,14 @@
 
 mod auth;
 mod credentials;
+mod error;
 mod options;
 #[cfg(feature = "identity")]
 mod quickstart;
 mod stats;
+mod supervisor;
 mod target;
+pub mod telemetry;
 
 /// The fred crate this adapter is built for, re-exported so an application can use the exact same version.
 pub use fred;
@@ -65,8 +77,9 @@ pub use entraid_core::{EntraError, Error, Secret, Token};
 pub use entraid_identity::{ClientCertificate, UserAssignedId};
 pub use entraid_manager::{RetryOptions, TokenManager, TokenManagerOptions};
 
-pub use auth::{Attachment, EntraIdAuth, ReauthError};
+pub use auth::{Attachment, EntraIdAuth};
 pub use credentials::EntraCredentialProvider;
+pub use error::{ReauthError, ReauthErrorKind, token_error};
 pub use options::ReauthOptions;
 pub use stats::ReauthStats;
 pub use target::Attachable;

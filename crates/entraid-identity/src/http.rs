@@ -4,8 +4,12 @@
 //! reads at most 1 MiB of body (a larger one fails cleanly), and carries `User-Agent: entraid-identity/<version>`,
 //! a fresh `client-request-id` (a random UUID) and `return-client-request-id: false`. TLS is rustls with the ring
 //! provider; the roots are the operating system's, plus Mozilla's with the `webpki-roots` feature, plus any CA you
-//! add (for example an emulator's test CA). Failures become [`entraid_core::Error`]s that carry Entra's error body
-//! and the server's `Retry-After`, never a request or response body.
+//! add (for example an emulator's test CA). The roots are loaded at the first HTTPS handshake, once per client (the
+//! operating system's once per process), so a plain-HTTP managed identity request never reads a certificate.
+//! Requests to HTTPS endpoints can go through an HTTPS proxy ([`ProxyOptions`]: an explicit URL, or `HTTPS_PROXY` and
+//! `NO_PROXY` read through an [`Env`]); managed identity endpoints never do ([`HttpClient::without_proxy`]).
+//! Failures become [`entraid_core::Error`]s that carry Entra's error body and the server's `Retry-After`, never a
+//! request or response body.
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
@@ -19,6 +23,7 @@ use rustls::RootCertStore;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject as _;
 
+use crate::env::Env;
 use crate::form::Form;
 
 /// The default timeout of one request: 30 s.
@@ -38,7 +43,8 @@ pub const USER_AGENT: &str = concat!("entraid-identity/", env!("CARGO_PKG_VERSIO
 /// Options for an [`HttpClient`].
 ///
 /// Defaults: 30 s timeout (10 s to connect), the operating system's root certificates (and Mozilla's with the `webpki-roots`
-/// feature), no extra CA, no proxy.
+/// feature), no extra CA, no proxy. Building a client reads no certificate: the roots are loaded at its first HTTPS
+/// handshake.
 ///
 /// ```
 /// use std::time::Duration;
@@ -58,6 +64,7 @@ pub struct HttpOptions {
     native_roots: bool,
     webpki_roots: bool,
     extra_roots: Vec<CertificateDer<'static>>,
+    proxy: ProxyOptions,
 }
 
 impl Default for HttpOptions {
@@ -74,6 +81,7 @@ impl fmt::Debug for HttpOptions {
             .field("native_roots", &self.native_roots)
             .field("webpki_roots", &self.webpki_roots)
             .field("extra_roots", &self.extra_roots.len())
+            .field("proxy", &self.proxy)
             .finish()
     }
 }
@@ -87,6 +95,7 @@ impl HttpOptions {
             native_roots: true,
             webpki_roots: cfg!(feature = "webpki-roots"),
             extra_roots: Vec::new(),
+            proxy: ProxyOptions::none(),
         }
     }
 
@@ -141,30 +150,302 @@ impl HttpOptions {
         self
     }
 
+    /// The proxy for requests to HTTPS endpoints. Default: none ([`ProxyOptions::none`]). A client built with a
+    /// proxy still reaches managed identity endpoints directly ([`HttpClient::without_proxy`]).
+    pub fn proxy(mut self, proxy: ProxyOptions) -> Self {
+        self.proxy = proxy;
+        self
+    }
+
     /// Builds the client.
     pub fn build(self) -> Result<HttpClient, Error> {
         HttpClient::new(self)
     }
 
-    fn root_store(&self) -> Result<RootCertStore, Error> {
-        let mut roots = RootCertStore::empty();
-        if self.native_roots {
+    /// The roots to trust: the extra CAs are checked now (cheap, no I/O); the operating system's and Mozilla's
+    /// are added at the first handshake.
+    fn lazy_roots(&self) -> Result<LazyRoots, Error> {
+        let mut extra = RootCertStore::empty();
+        for cert in &self.extra_roots {
+            extra.add(cert.clone()).map_err(|e| {
+                Error::configuration(format!("the extra CA certificate is not usable: {e}"))
+            })?;
+        }
+        if extra.is_empty() && !self.native_roots && !self.webpki_roots {
+            tracing::warn!("no root certificate is trusted: every HTTPS request will fail");
+        }
+        Ok(LazyRoots {
+            native: self.native_roots,
+            webpki: self.webpki_roots,
+            extra,
+        })
+    }
+}
+
+/// The proxy for identity requests to HTTPS endpoints (token endpoints, discovery, federated-token issuers).
+///
+/// Only HTTPS requests go through it (as a `CONNECT` tunnel, so the proxy never sees the request); plain-HTTP
+/// requests and hosts matched by the no-proxy list go directly, and managed identity endpoints (IMDS, App
+/// Service, Arc, Cloud Shell, Azure ML, Service Fabric) never use it. The proxy URL may carry
+/// `user:password@` (sent as `Proxy-Authorization: Basic`); `Debug` never shows it.
+///
+/// ```
+/// use entraid_identity::{Env, ProxyOptions};
+///
+/// let explicit = ProxyOptions::https("http://proxy.contoso.com:3128")?.no_proxy("localhost, .internal");
+/// assert!(explicit.is_enabled());
+///
+/// let env = Env::from_map([("HTTPS_PROXY", "proxy.contoso.com:3128"), ("NO_PROXY", "login.internal")]);
+/// let from_env = ProxyOptions::from_env(&env)?;
+/// assert!(from_env.is_enabled());
+/// assert!(!ProxyOptions::from_env(&Env::from_map::<&str, &str>([]))?.is_enabled());
+/// # Ok::<(), entraid_core::Error>(())
+/// ```
+#[derive(Clone, Default)]
+pub struct ProxyOptions {
+    https: Option<Url>,
+    no_proxy: Option<String>,
+}
+
+impl fmt::Debug for ProxyOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may carry a password: only where it points is shown.
+        let proxy = self.https.as_ref().map(|url| {
+            format!(
+                "{}://{}:{}",
+                url.scheme(),
+                url.host_str().unwrap_or(""),
+                url.port_or_known_default().unwrap_or(0)
+            )
+        });
+        f.debug_struct("ProxyOptions")
+            .field("https", &proxy)
+            .field(
+                "credentials",
+                &self
+                    .https
+                    .as_ref()
+                    .is_some_and(|u| !u.username().is_empty() || u.password().is_some()),
+            )
+            .field("no_proxy", &self.no_proxy)
+            .finish()
+    }
+}
+
+impl ProxyOptions {
+    /// No proxy: every request goes directly (the default).
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// HTTPS requests go through the proxy at `url` (`http://host:port`, `https://host:port`, or `host:port`,
+    /// which means `http://`). Fails on anything else, without repeating the URL (it may hold a password).
+    pub fn https(url: &str) -> Result<Self, Error> {
+        Ok(Self {
+            https: Some(parse_proxy_url(url, "the HTTPS proxy")?),
+            no_proxy: None,
+        })
+    }
+
+    /// Hosts reached directly, `NO_PROXY` style: comma-separated host names (each matching its subdomains too;
+    /// a leading dot is allowed), IP addresses or CIDR ranges, or `*` for every host.
+    pub fn no_proxy(mut self, list: impl Into<String>) -> Self {
+        self.no_proxy = Some(list.into());
+        self
+    }
+
+    /// The proxy `HTTPS_PROXY` (or `https_proxy`) names, with the no-proxy list of `NO_PROXY` (or `no_proxy`),
+    /// read through `env` (never the process environment unless `env` is it). No variable set: no proxy.
+    /// `HTTP_PROXY` is not read: identity endpoints that take secrets are HTTPS.
+    pub fn from_env(env: &Env) -> Result<Self, Error> {
+        let Some((name, url)) = ["HTTPS_PROXY", "https_proxy"]
+            .into_iter()
+            .find_map(|name| env.get(name).map(|value| (name, value)))
+        else {
+            return Ok(Self::none());
+        };
+        let https = parse_proxy_url(&url, name)?;
+        let no_proxy = env.get("NO_PROXY").or_else(|| env.get("no_proxy"));
+        Ok(Self {
+            https: Some(https),
+            no_proxy,
+        })
+    }
+
+    /// Whether a proxy is configured.
+    pub fn is_enabled(&self) -> bool {
+        self.https.is_some()
+    }
+
+    fn to_reqwest(&self) -> Result<Option<reqwest::Proxy>, Error> {
+        let Some(url) = &self.https else {
+            return Ok(None);
+        };
+        // `*` bypasses the proxy for every host (hyper-util's matcher applies it to names only, not to IPs).
+        if self
+            .no_proxy
+            .as_deref()
+            .is_some_and(|list| list.split(',').any(|entry| entry.trim() == "*"))
+        {
+            return Ok(None);
+        }
+        let proxy = reqwest::Proxy::https(url.as_str())
+            .map_err(|_| Error::configuration("the HTTPS proxy URL is not usable"))?;
+        Ok(Some(
+            proxy.no_proxy(
+                self.no_proxy
+                    .as_deref()
+                    .and_then(reqwest::NoProxy::from_string),
+            ),
+        ))
+    }
+}
+
+/// Parses a proxy URL; the error names `what`, never the value (it may carry a password).
+fn parse_proxy_url(value: &str, what: &str) -> Result<Url, Error> {
+    let value = value.trim();
+    let with_scheme = if value.contains("://") {
+        value.to_owned()
+    } else {
+        format!("http://{value}")
+    };
+    let url = Url::parse(&with_scheme)
+        .map_err(|_| Error::configuration(format!("{what} is not a proxy URL")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(Error::configuration(format!(
+            "{what} must be an http:// or https:// proxy URL with a host"
+        )));
+    }
+    Ok(url)
+}
+
+/// The roots a client trusts, completed at its first HTTPS handshake.
+#[derive(Debug)]
+struct LazyRoots {
+    native: bool,
+    webpki: bool,
+    extra: RootCertStore,
+}
+
+impl LazyRoots {
+    fn load(self) -> RootCertStore {
+        let mut roots = self.extra;
+        if self.native {
             // Unreadable system certificates are skipped, as every TLS client does.
             let _ = roots.add_parsable_certificates(native_roots().iter().cloned());
         }
         #[cfg(feature = "webpki-roots")]
-        if self.webpki_roots {
+        if self.webpki {
             roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         }
-        for cert in &self.extra_roots {
-            roots.add(cert.clone()).map_err(|e| {
-                Error::configuration(format!("the extra CA certificate is not usable: {e}"))
-            })?;
+        #[cfg(not(feature = "webpki-roots"))]
+        let _ = self.webpki; // always false without the feature
+        roots
+    }
+}
+
+/// A certificate verifier that builds rustls's own WebPKI verifier, with the roots, at the first handshake.
+///
+/// Signature checks need no roots, so only chain verification waits for them; everything is delegated to
+/// [`rustls::client::WebPkiServerVerifier`], so the checks are rustls's own.
+struct LazyVerifier {
+    roots: std::sync::Mutex<Option<LazyRoots>>,
+    verifier: OnceLock<Result<Arc<rustls::client::WebPkiServerVerifier>, String>>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl fmt::Debug for LazyVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LazyVerifier")
+            .field("loaded", &self.verifier.get().is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LazyVerifier {
+    fn new(roots: LazyRoots, provider: Arc<rustls::crypto::CryptoProvider>) -> Self {
+        Self {
+            roots: std::sync::Mutex::new(Some(roots)),
+            verifier: OnceLock::new(),
+            provider,
         }
-        if roots.is_empty() {
-            tracing::warn!("no root certificate is trusted: every HTTPS request will fail");
-        }
-        Ok(roots)
+    }
+
+    fn verifier(&self) -> Result<&Arc<rustls::client::WebPkiServerVerifier>, rustls::Error> {
+        self.verifier
+            .get_or_init(|| {
+                let roots = self
+                    .roots
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take()
+                    .map(LazyRoots::load)
+                    .unwrap_or_else(RootCertStore::empty);
+                if roots.is_empty() {
+                    return Err("no root certificate is trusted".to_owned());
+                }
+                rustls::client::WebPkiServerVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    self.provider.clone(),
+                )
+                .build()
+                .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| rustls::Error::General(e.clone()))
+    }
+}
+
+impl rustls::client::danger::ServerCertVerifier for LazyVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls_pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        self.verifier()?.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -194,7 +475,12 @@ pub(crate) fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// An HTTP client for identity requests. Cheap to clone; clones share connections.
 #[derive(Clone)]
 pub struct HttpClient {
+    /// The client requests go through (with the proxy, when one is configured).
     inner: reqwest::Client,
+    /// The same client without the proxy, when `inner` has one.
+    direct: Option<reqwest::Client>,
+    /// The certificate verifier both use (`None` for a caller's own rustls configuration).
+    verifier: Option<Arc<LazyVerifier>>,
     timeout: Duration,
 }
 
@@ -202,20 +488,74 @@ impl fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpClient")
             .field("timeout", &self.timeout)
+            .field("proxy", &self.uses_proxy())
             .finish_non_exhaustive()
     }
 }
 
 impl HttpClient {
-    /// A client with the given options.
+    /// A client with the given options. Reads no certificate: the roots are loaded at the first HTTPS handshake.
     pub fn new(options: HttpOptions) -> Result<Self, Error> {
-        let roots = options.root_store()?;
+        let verifier = Arc::new(LazyVerifier::new(options.lazy_roots()?, crypto_provider()));
         let config = rustls::ClientConfig::builder_with_provider(crypto_provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| Error::configuration(format!("TLS configuration: {e}")))?
-            .with_root_certificates(roots)
+            .dangerous()
+            .with_custom_certificate_verifier(verifier.clone())
             .with_no_client_auth();
-        Self::with_tls(config, options.timeout, options.connect_timeout)
+        let connect_timeout = options.connect_timeout.min(options.timeout);
+        let direct = Self::reqwest_client(config.clone(), connect_timeout, None)?;
+        let (inner, direct) = match options.proxy.to_reqwest()? {
+            None => (direct, None),
+            Some(proxy) => (
+                Self::reqwest_client(config, connect_timeout, Some(proxy))?,
+                Some(direct),
+            ),
+        };
+        Ok(Self {
+            inner,
+            direct,
+            verifier: Some(verifier),
+            timeout: options.timeout,
+        })
+    }
+
+    /// The client for the proxy settings a credential builder resolved: [`HttpClient::shared_default`] without a
+    /// proxy, else a new client with the default options and this proxy.
+    pub(crate) fn for_proxy(proxy: ProxyOptions) -> Result<Self, Error> {
+        if proxy.is_enabled() {
+            HttpOptions::new().proxy(proxy).build()
+        } else {
+            Self::shared_default()
+        }
+    }
+
+    /// This client without its proxy (itself when it has none): what managed identity endpoints are reached
+    /// with, since they are local to the host (IMDS's link-local address, App Service's and Arc's loopback
+    /// endpoints) and must never be sent to a proxy. Shares connections and TLS roots with this client.
+    pub fn without_proxy(&self) -> Self {
+        match &self.direct {
+            Some(direct) => Self {
+                inner: direct.clone(),
+                direct: None,
+                verifier: self.verifier.clone(),
+                timeout: self.timeout,
+            },
+            None => self.clone(),
+        }
+    }
+
+    /// Whether requests to HTTPS endpoints go through a proxy.
+    pub fn uses_proxy(&self) -> bool {
+        self.direct.is_some()
+    }
+
+    /// Whether this client has loaded its root certificates (it does at its first HTTPS handshake).
+    #[cfg(test)]
+    fn roots_loaded(&self) -> bool {
+        self.verifier
+            .as_ref()
+            .is_some_and(|v| v.verifier.get().is_some())
     }
 
     /// A client with the default options, created once per process and shared.
@@ -240,16 +580,34 @@ impl HttpClient {
         timeout: Duration,
         connect_timeout: Duration,
     ) -> Result<Self, Error> {
-        let inner = reqwest::Client::builder()
+        let inner = Self::reqwest_client(config, connect_timeout.min(timeout), None)?;
+        Ok(Self {
+            inner,
+            direct: None,
+            verifier: None,
+            timeout,
+        })
+    }
+
+    fn reqwest_client(
+        config: rustls::ClientConfig,
+        connect_timeout: Duration,
+        proxy: Option<reqwest::Proxy>,
+    ) -> Result<reqwest::Client, Error> {
+        // `no_proxy` first: reqwest would otherwise read the process environment's proxy variables.
+        let mut builder = reqwest::Client::builder()
             .user_agent(USER_AGENT)
-            .connect_timeout(connect_timeout.min(timeout))
+            .connect_timeout(connect_timeout)
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .http1_only()
-            .tls_backend_preconfigured(config)
+            .tls_backend_preconfigured(config);
+        if let Some(proxy) = proxy {
+            builder = builder.proxy(proxy);
+        }
+        builder
             .build()
-            .map_err(|e| Error::configuration(format!("HTTP client: {e}")))?;
-        Ok(Self { inner, timeout })
+            .map_err(|e| Error::configuration(format!("HTTP client: {e}")))
     }
 
     /// The timeout of one request.
@@ -661,6 +1019,70 @@ mod tests {
             retry_after(&headers, now),
             Some(Duration::from_secs(u64::MAX))
         );
+    }
+
+    /// Building a client and a plain-HTTP request read no root certificate; the first HTTPS handshake loads
+    /// them, once, for the client and the clients derived from it.
+    #[tokio::test]
+    async fn roots_are_loaded_at_the_first_https_handshake_only() {
+        let emu = entraid_testkit::emulator::Emulator::start().await.unwrap();
+        let client = HttpOptions::new()
+            .add_root_certificates_pem(emu.ca_cert_pem().as_bytes())
+            .unwrap()
+            .build()
+            .unwrap();
+        assert!(!client.roots_loaded());
+        let get = |base: &str| {
+            Request::get(
+                "test",
+                Url::parse(&format!(
+                    "{base}/common/v2.0/.well-known/openid-configuration"
+                ))
+                .unwrap(),
+            )
+        };
+        let response = client.send(get(emu.http_url())).await.unwrap();
+        assert!(response.status > 0);
+        assert!(
+            !client.roots_loaded(),
+            "a plain-HTTP request loaded the roots"
+        );
+        let direct = client.without_proxy();
+        let response = client.send(get(emu.https_url())).await.unwrap();
+        assert!(response.status > 0);
+        assert!(client.roots_loaded());
+        assert!(
+            direct.roots_loaded(),
+            "a derived client loads its own roots again"
+        );
+        // A client trusting nothing fails the handshake, not the build.
+        let untrusting = HttpOptions::new().native_roots(false);
+        #[cfg(feature = "webpki-roots")]
+        let untrusting = untrusting.webpki_roots(false);
+        let untrusting = untrusting.build().unwrap();
+        let err = untrusting.send(get(emu.https_url())).await.unwrap_err();
+        assert!(matches!(err, Error::Transport { .. }), "{err}");
+        assert!(err.to_string().contains("no root certificate"), "{err}");
+    }
+
+    #[test]
+    fn proxy_options_hide_credentials_and_need_a_host() {
+        let options = ProxyOptions::https("https://alice:s3cr3t@proxy.example:8443")
+            .unwrap()
+            .no_proxy("localhost");
+        let shown = format!("{:?}", HttpOptions::new().proxy(options.clone()));
+        assert!(shown.contains("https://proxy.example:8443"), "{shown}");
+        assert!(
+            !shown.contains("s3cr3t") && !shown.contains("alice"),
+            "{shown}"
+        );
+        let client = HttpOptions::new().proxy(options).build().unwrap();
+        assert!(client.uses_proxy());
+        assert!(!client.without_proxy().uses_proxy());
+        assert!(!HttpOptions::new().build().unwrap().uses_proxy());
+        assert!(ProxyOptions::https("http://").is_err());
+        assert!(ProxyOptions::https("socks5://proxy:1080").is_err());
+        assert!(!ProxyOptions::none().is_enabled());
     }
 
     #[test]

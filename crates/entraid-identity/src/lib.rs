@@ -140,7 +140,8 @@ mod ci;
 pub use authority::{AZURE_AUTHORITY_HOST, Authority, AuthorityHost, AuthorityKind, TenantId};
 pub use env::Env;
 pub use http::{
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, HttpClient, HttpOptions, MAX_BODY_BYTES, USER_AGENT,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, HttpClient, HttpOptions, MAX_BODY_BYTES,
+    ProxyOptions, USER_AGENT,
 };
 
 #[cfg(feature = "client-secret")]

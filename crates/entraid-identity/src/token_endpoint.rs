@@ -348,6 +348,7 @@ pub(crate) struct CommonBuilder {
     pub(crate) authority_host: Option<AuthorityHost>,
     pub(crate) scope: Option<String>,
     pub(crate) http: Option<HttpClient>,
+    pub(crate) proxy: Option<crate::ProxyOptions>,
     pub(crate) env: Option<Env>,
     #[cfg(feature = "oidc-discovery")]
     pub(crate) discovery: Option<crate::discovery::OidcDiscovery>,
@@ -413,9 +414,10 @@ impl CommonBuilder {
                 format!("{scope} {USER_FLOW_SCOPES}")
             }
         };
-        let http = match self.http {
-            Some(http) => http,
-            None => HttpClient::shared_default()?,
+        let http = match (self.http, self.proxy) {
+            (Some(http), _) => http,
+            (None, Some(proxy)) => HttpClient::for_proxy(proxy)?,
+            (None, None) => HttpClient::for_proxy(crate::ProxyOptions::from_env(&env)?)?,
         };
         // User flows discover the endpoints of custom authorities (AD FS, B2C, ...), whose paths may differ.
         #[cfg(feature = "oidc-discovery")]
@@ -507,9 +509,20 @@ macro_rules! common_builder_methods {
             self
         }
 
-        /// The HTTP client. Default: [`HttpClient::shared_default`]($crate::HttpClient::shared_default).
+        /// The HTTP client. Default: [`HttpClient::shared_default`]($crate::HttpClient::shared_default), or a
+        /// client with the proxy of [`proxy`](Self::proxy) or of `HTTPS_PROXY` / `NO_PROXY` in the
+        /// [`env`](Self::env).
         pub fn http_client(mut self, http: $crate::HttpClient) -> Self {
             self.common.http = Some(http);
+            self
+        }
+
+        /// The proxy for the token endpoint. Default: `HTTPS_PROXY` and `NO_PROXY` (or their lower-case forms)
+        /// from the [`env`](Self::env); [`ProxyOptions::none`]($crate::ProxyOptions::none) turns that off. Not
+        /// used with an [`http_client`](Self::http_client) (give that one its proxy in
+        /// [`HttpOptions::proxy`]($crate::HttpOptions::proxy)).
+        pub fn proxy(mut self, proxy: $crate::ProxyOptions) -> Self {
+            self.common.proxy = Some(proxy);
             self
         }
 

@@ -122,8 +122,17 @@
 //! retrying` (warn), `token request failed; retrying until a token arrives` (error, when a burst ends),
 //! `interactive token request failed; not asking the user again until refresh_now` (error), `the wall clock ran
 //! ahead of tokio's clock (suspend or VM freeze?); refreshing now` (warn), `token expired before a new one
-//! arrived` (warn). They carry the provider name, durations and the error, never a token.
-//! [`TokenManager::status`] returns a [`ManagerStatus`] snapshot.
+//! arrived` (warn). They carry the provider name, durations and the error, never a token. Each identity-provider
+//! request runs in a span `entraid.token_request` (see [`telemetry`]): `provider`, `attempt`, `outcome`,
+//! `duration_ms`, `generation`, `retryable`. [`TokenManager::status`] returns a [`ManagerStatus`] snapshot.
+//!
+//! ## Metrics (feature `metrics`)
+//! Seconds until the token expires, refreshes, failures and request durations, through the `metrics` facade; the
+//! names are in [`telemetry`]. Off by default, and compiled out when off.
+//!
+//! ## Errors through text-only types
+//! [`ErrorTag`] lets an adapter whose client library takes only a string error (fred, redis-rs) carry the
+//! manager's `Arc<Error>` inside it and give it back, AADSTS codes and all.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -131,14 +140,18 @@
 
 mod backoff;
 mod clock;
+mod error_tag;
 mod hot;
 mod manager;
 mod options;
-mod refresh;
+mod refresh_loop;
+mod state;
 mod subscription;
+pub mod telemetry;
 mod watch;
 
 pub use clock::WallClock;
+pub use error_tag::ErrorTag;
 pub use manager::{ManagerStatus, TokenManager};
 pub use options::{
     RefreshJitter, RetryOptions, RetryPredicate, TokenManagerOptions, default_is_retryable,

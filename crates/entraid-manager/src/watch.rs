@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::clock::WallClock;
-use crate::manager::State;
+use crate::state::State;
 
 /// One generation of the manager's token: its number, the token, and its expiry on tokio's clock.
 #[derive(Clone)]

@@ -33,6 +33,7 @@
 
 mod attach;
 mod auth;
+mod error;
 mod pubsub;
 #[cfg(feature = "identity")]
 mod quickstart;
@@ -44,6 +45,7 @@ pub use redis;
 
 pub use attach::{AttachOptions, Attachable, Attachment};
 pub use auth::EntraIdAuth;
+pub use error::token_error;
 pub use pubsub::{Subscriber, SubscriberStats};
 pub use stats::CredentialStats;
 

@@ -90,7 +90,8 @@ impl EntraIdAuth {
     /// across rotations. Must be called inside a tokio runtime.
     ///
     /// # Errors
-    /// redis-rs's error when no token can be had, or the first connection or subscription fails.
+    /// redis-rs's error when no token can be had (the manager's error is in it: [`token_error`](crate::token_error)),
+    /// or the first connection or subscription fails.
     pub async fn subscriber(
         &self,
         client: &Client,
@@ -99,13 +100,11 @@ impl EntraIdAuth {
     ) -> RedisResult<Subscriber> {
         let topics = Topics { channels, patterns };
         let tokens = self.manager().subscribe();
-        let token = self.manager().token().await.map_err(|e| {
-            redis::RedisError::from((
-                redis::ErrorKind::AuthenticationFailed,
-                "no Entra ID token for Redis",
-                e.to_string(),
-            ))
-        })?;
+        let token = self
+            .manager()
+            .token()
+            .await
+            .map_err(|e| crate::error::no_token(&e))?;
         let first = connect(client, &token, &topics).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let counters = Arc::new(SubscriberCounters::default());

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use entraid_core::Token;
 use entraid_manager::{Subscription, TokenEvent, TokenManager};
 use futures_util::Stream;
-use redis::{BasicAuth, ErrorKind, RedisError, RedisResult};
+use redis::{BasicAuth, RedisResult};
 
 use crate::stats::Counters;
 
@@ -76,11 +76,7 @@ impl State {
                 }
                 // The manager's errors never carry a secret. After this, the stream waits for the next token
                 // (redis-rs's re-auth task logs an error item and polls again).
-                Err(e) => Err(RedisError::from((
-                    ErrorKind::AuthenticationFailed,
-                    "no Entra ID token for Redis",
-                    e.to_string(),
-                ))),
+                Err(e) => Err(crate::error::no_token(&e)),
             });
         }
         loop {

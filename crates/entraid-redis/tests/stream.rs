@@ -83,7 +83,9 @@ struct Refusing;
 
 impl IdentityProvider for Refusing {
     fn request_token(&self) -> BoxFuture<'_, Result<IdentityProviderResponse, Error>> {
-        Box::pin(async { Err(Error::configuration("no identity configured here")) })
+        // What Entra answers for a wrong client secret.
+        let body = br#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided.","error_codes":[7000215]}"#;
+        Box::pin(async { Err(Error::from_http_status("Refusing", 401, None, body)) })
     }
 
     fn name(&self) -> &str {
@@ -92,7 +94,7 @@ impl IdentityProvider for Refusing {
 }
 
 #[tokio::test]
-async fn without_a_token_the_first_item_is_a_clear_error_then_the_stream_waits() {
+async fn without_a_token_the_first_item_is_a_typed_error_then_the_stream_waits() {
     let auth = EntraIdAuth::from_provider(Refusing, TokenManagerOptions::default()).unwrap();
     let mut stream = auth.subscribe();
     let error = tokio::time::timeout(Duration::from_secs(5), stream.next())
@@ -107,7 +109,14 @@ async fn without_a_token_the_first_item_is_a_clear_error_then_the_stream_waits()
     );
     let shown = error.to_string();
     assert!(shown.contains("no Entra ID token"), "{shown}");
-    assert!(shown.contains("no identity configured here"), "{shown}");
+    assert!(shown.contains("AADSTS7000215"), "{shown}");
+    // The manager's typed error comes back from the redis-rs error, with its code.
+    let typed = entraid_redis::token_error(&error).expect("tagged");
+    assert!(
+        typed.entra_error().is_some_and(|e| e.has_code(7000215)),
+        "{typed:?}"
+    );
+    assert!(!typed.is_retryable());
     // No busy loop on the manager's error: the next item waits for a token.
     assert!(
         tokio::time::timeout(Duration::from_millis(200), stream.next())

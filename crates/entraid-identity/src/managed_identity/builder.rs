@@ -49,8 +49,9 @@ impl ManagedIdentityCredentialBuilder {
         self
     }
 
-    /// The HTTP client. Default: [`HttpClient::shared_default`]. (Service Fabric uses its own client, pinned to
-    /// the server's certificate thumbprint, with this client's timeout.)
+    /// The HTTP client. Default: [`HttpClient::shared_default`]. Its proxy, if any, is never used: managed identity
+    /// endpoints are reached directly ([`HttpClient::without_proxy`]). (Service Fabric uses its own client, pinned
+    /// to the server's certificate thumbprint, with this client's timeout.)
     pub fn http_client(mut self, http: HttpClient) -> Self {
         self.http = Some(http);
         self
@@ -103,8 +104,9 @@ impl ManagedIdentityCredentialBuilder {
                 id.kind()
             )));
         }
+        // Managed identity endpoints are local to the host: never through a proxy, even a given client's.
         let http = match self.http {
-            Some(http) => http,
+            Some(http) => http.without_proxy(),
             None => HttpClient::shared_default()?,
         };
         let var = |name: &str| env.get(name);

@@ -14,6 +14,7 @@ mod developer_cli;
 mod device_code;
 mod environment;
 mod managed_identity;
+mod proxy;
 mod redaction;
 mod user_flows;
 mod workload_identity;

@@ -1,5 +1,5 @@
-//! The background refresh task: ask the identity provider, schedule the next refresh, retry on failure forever,
-//! drop the token when it expires, and tell the subscribers.
+//! The refresh loop: the background task that asks the identity provider, schedules the next refresh (by the
+//! rules in `clock.rs`), retries on failure forever, drops the token when it expires, and tells the subscribers.
 //!
 //! One task per manager runs this loop, so there is never more than one identity-provider request in flight. Each
 //! request runs in its own short-lived task under `request_timeout`: a provider that hangs is cancelled, and one
@@ -19,12 +19,14 @@ use entraid_core::{
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until, timeout_at};
+use tracing::Instrument;
 
 use crate::backoff::{Rng, retry_delay};
 use crate::clock::{FAR, WallClock, identical_retry, jittered, later, refresh_plan, wall_ahead};
-use crate::manager::{Failure, Shared, State};
 use crate::options::RetryOptions;
+use crate::state::{Failure, Shared, State};
 use crate::subscription::TokenEvent;
+use crate::telemetry::{self, Outcome, RequestTelemetry};
 
 /// What the loop does next.
 #[derive(Debug, Clone, Copy)]
@@ -49,6 +51,7 @@ struct StopGuard(Arc<Shared>);
 impl Drop for StopGuard {
     fn drop(&mut self) {
         self.0.close();
+        telemetry::expiry(&self.0.provider_name, None);
         tracing::debug!(provider = %self.0.provider_name, "token manager stopped");
     }
 }
@@ -115,7 +118,11 @@ pub(crate) async fn run(shared: Arc<Shared>, provider: SharedIdentityProvider) {
         // A panicking hint is the default hint.
         let hint = std::panic::catch_unwind(AssertUnwindSafe(|| provider.request_hint()))
             .unwrap_or_default();
-        let Some(outcome) = attempt(&shared, &provider, hint, &mut rx).await else {
+        let request = RequestTelemetry::start(&shared.provider_name, failures.saturating_add(1));
+        let Some(outcome) = attempt(&shared, &provider, hint, &mut rx, request.span())
+            .instrument(request.span().clone())
+            .await
+        else {
             return;
         };
 
@@ -150,6 +157,7 @@ pub(crate) async fn run(shared: Arc<Shared>, provider: SharedIdentityProvider) {
                         retry_in_ms = millis(after),
                         "identity provider answered with the token already held; not published"
                     );
+                    request.finish(&shared.provider_name, Outcome::Identical);
                     failures = 0;
                     settled = false;
                     next = Next::Refresh(refresh_at);
@@ -183,6 +191,10 @@ pub(crate) async fn run(shared: Arc<Shared>, provider: SharedIdentityProvider) {
                     s.next_attempt_at = Some(refresh_at);
                 });
                 shared.wall_expired_reported.store(false, Ordering::Release);
+                request.generation(shared.state.borrow().generation);
+                request.finish(&shared.provider_name, Outcome::Token);
+                telemetry::refreshed(&shared.provider_name);
+                telemetry::expiry(&shared.provider_name, Some(expires_at));
                 tracing::info!(
                     provider = %shared.provider_name,
                     lifetime_ms = millis(lifetime),
@@ -215,6 +227,9 @@ pub(crate) async fn run(shared: Arc<Shared>, provider: SharedIdentityProvider) {
                 let retryable =
                     std::panic::catch_unwind(AssertUnwindSafe(|| (retry.is_retryable)(&error)))
                         .unwrap_or(false);
+                request.retryable(retryable);
+                request.finish(&shared.provider_name, Outcome::Error);
+                telemetry::failed(&shared.provider_name, retryable);
                 let interactive = hint.is_interactive();
                 // A person who did not answer in time is not asked again at once.
                 let timed_out = matches!(error, Error::Timeout { .. });
@@ -345,6 +360,7 @@ fn expire(shared: &Shared) {
         _ => false,
     });
     if expired {
+        telemetry::expiry(&shared.provider_name, None);
         tracing::warn!(provider = %shared.provider_name, "token expired before a new one arrived");
     }
 }
@@ -457,7 +473,12 @@ async fn wait(
             if next_check.is_some() {
                 next_check = Some(later(Instant::now(), interval));
             }
-            if check_clock(shared) && demand_aware {
+            let jumped = check_clock(shared);
+            telemetry::expiry(&shared.provider_name, {
+                let s = shared.state.borrow();
+                s.token.as_ref().and(s.expires_at)
+            });
+            if jumped && demand_aware {
                 return true;
             }
         }
@@ -492,13 +513,18 @@ async fn attempt(
     provider: &SharedIdentityProvider,
     hint: RequestHint,
     rx: &mut watch::Receiver<State>,
+    span: &tracing::Span,
 ) -> Option<Result<(Token, Instant), Error>> {
     let timeout = request_timeout(hint, shared.options.request_timeout);
-    let mut request = AbortOnDrop(tokio::spawn(request(
-        provider.clone(),
-        Arc::clone(&shared.options.response_parser),
-        shared.options.wall_clock.clone(),
-    )));
+    // In the request's span, so the provider's own events and spans nest under it.
+    let mut request = AbortOnDrop(tokio::spawn(
+        request(
+            provider.clone(),
+            Arc::clone(&shared.options.response_parser),
+            shared.options.wall_clock.clone(),
+        )
+        .instrument(span.clone()),
+    ));
     let mut bounded = pin!(timeout_at(later(Instant::now(), timeout), &mut request.0));
     loop {
         let expiry = match look(&rx.borrow_and_update(), false) {
