@@ -4,6 +4,8 @@
 #![no_main]
 #![allow(dead_code, unreachable_pub)]
 
+#[path = "../../crates/entraid-testkit/src/redis/reply.rs"]
+mod reply;
 #[path = "../../crates/entraid-testkit/src/redis/resp.rs"]
 mod resp;
 #[path = "../../crates/entraid-testkit/src/redis/scan.rs"]

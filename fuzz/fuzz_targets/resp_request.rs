@@ -4,6 +4,8 @@
 #![no_main]
 #![allow(dead_code, unreachable_pub)]
 
+#[path = "../../crates/entraid-testkit/src/redis/reply.rs"]
+mod reply;
 #[path = "../../crates/entraid-testkit/src/redis/resp.rs"]
 mod resp;
 
@@ -17,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
         buf = buf.slice(used..);
     }
     let mut buf = Bytes::copy_from_slice(data);
-    while let Ok(Some((_, used))) = resp::parse_reply(&buf) {
+    while let Ok(Some((_, used))) = reply::parse_reply(&buf) {
         assert!(used > 0 && used <= buf.len());
         buf = buf.slice(used..);
     }

@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::SystemTime;
 
 use tokio::sync::{Notify, broadcast, watch};
 use tokio::task::AbortHandle;
@@ -20,7 +19,9 @@ use tracing::field::Empty;
 use tracing::{Instrument, Span};
 
 use entraid_core::{Error, IdentityProvider, Token};
-use entraid_manager::{Subscription, TokenEvent, TokenManager, TokenManagerOptions, TokenWatch};
+use entraid_manager::{
+    Subscription, TokenEvent, TokenGeneration, TokenManager, TokenManagerOptions, TokenWatch,
+};
 use fred::interfaces::ClientLike;
 
 use crate::credentials::EntraCredentialProvider;
@@ -31,12 +32,40 @@ use crate::supervisor::{AbortOnDrop, supervise};
 use crate::target::{Attachable, Target};
 use crate::telemetry;
 
-/// A token as published to the workers, numbered, with the span of its fan-out.
+/// A token as published to the workers: the manager's generation (number, token, expiry on tokio's clock) as its
+/// `TokenWatch` returned it, with the span of its fan-out.
 #[derive(Clone)]
 struct Published {
     generation: u64,
     token: Arc<Token>,
+    expires_at: Instant,
     span: Span,
+}
+
+/// The token a target's connections are taken to hold, with its expiry on tokio's clock (from the manager's stream):
+/// the reconnect deadline is computed from it.
+#[derive(Clone)]
+struct Held {
+    token: Arc<Token>,
+    expires_at: Instant,
+}
+
+impl From<&Published> for Held {
+    fn from(p: &Published) -> Self {
+        Self {
+            token: p.token.clone(),
+            expires_at: p.expires_at,
+        }
+    }
+}
+
+impl From<TokenGeneration> for Held {
+    fn from(g: TokenGeneration) -> Self {
+        Self {
+            token: g.token,
+            expires_at: g.expires_at,
+        }
+    }
 }
 
 /// Keeps attached fred clients authenticated with Entra ID tokens from a [`TokenManager`].
@@ -240,7 +269,9 @@ impl EntraIdAuth {
         let mut latest = self.inner().latest.subscribe();
         latest.mark_changed();
         let applied = Arc::new(AtomicU64::new(0));
-        let held = self.inner().manager.current();
+        // Until then its connections are taken to hold the newest generation of the manager's stream (not
+        // `current()`): the deadline is that generation's expiry on tokio's clock.
+        let held = self.inner().manager.watch().borrow().map(Held::from);
         let weak = Arc::downgrade(self.inner());
         let worker = {
             let (target, applied) = (target.clone(), applied.clone());
@@ -347,6 +378,7 @@ async fn publish(inner: Weak<Inner>, mut tokens: TokenWatch, mut events: Subscri
         inner.latest.send_replace(Some(Published {
             generation,
             token: next.token,
+            expires_at: next.expires_at,
             span: span.clone(),
         }));
         tokio::spawn(measure(Arc::downgrade(&inner), generation, started, span));
@@ -415,7 +447,7 @@ async fn work(
     target: Arc<Target>,
     applied: Arc<AtomicU64>,
     mut latest: watch::Receiver<Option<Published>>,
-    mut held: Option<Arc<Token>>,
+    mut held: Option<Held>,
 ) {
     // A connection that comes up while a token is being pushed (or that fred reconnected with a token fetched just
     // before a newer one was published) may hold an older token than the newest: every reconnect of the target's
@@ -457,17 +489,17 @@ async fn work(
             attempts = Empty,
             reconnected = Empty
         );
-        let (token, generation) = apply(
+        let (now_held, generation) = apply(
             &inner,
             &target,
             published,
             &mut latest,
-            held.as_deref(),
+            held.as_ref(),
             &span,
         )
         .instrument(span.clone())
         .await;
-        held = Some(token);
+        held = Some(now_held);
         // The generation the target's connections now hold, not the newest published: one published while this
         // one was being applied is still to be applied (`latest` shows it changed), and until it is, the target
         // is not up to date.
@@ -478,19 +510,19 @@ async fn work(
 
 /// Applies `published` (or a newer token, should one arrive meanwhile) to `target`, retrying until it works, or
 /// reconnecting when the token its connections hold is about to expire. Returns the token the target now holds and
-/// its generation (after a reconnect, which authenticates with the manager's current token, the generation being
-/// applied: never more than the target holds).
+/// its generation (after a reconnect, whose connections authenticate with the manager's token of that moment, the
+/// generation being applied: never newer than the target holds, and the one the next deadline is computed from).
 async fn apply(
     inner: &Arc<Inner>,
     target: &Arc<Target>,
     mut published: Published,
     latest: &mut watch::Receiver<Option<Published>>,
-    held: Option<&Token>,
+    held: Option<&Held>,
     span: &Span,
-) -> (Arc<Token>, u64) {
+) -> (Held, u64) {
     let options = &inner.options;
-    // The connections hold `held` until re-authenticated: its expiry is the deadline.
-    let deadline = held.map(|t| deadline_for(t, options));
+    // The connections hold `held` until re-authenticated: its expiry (on tokio's clock) is the deadline.
+    let deadline = held.map(|held| deadline_for(held, options));
     let mut delay = options.retry_initial_delay;
     let mut attempt = 0u32;
     loop {
@@ -523,7 +555,7 @@ async fn apply(
                     .fetch_add(outcome.reconnected, Ordering::Relaxed);
                 span.record("attempts", attempt);
                 span.record("reconnected", outcome.reconnected > 0);
-                return (token, published.generation);
+                return (Held::from(&published), published.generation);
             }
             Err(error) => {
                 Counters::add(&inner.counters.reauths_failed);
@@ -549,11 +581,9 @@ async fn apply(
                             span.record("reconnected", true);
                             report.reconnected = true;
                             inner.report(report);
-                            // A reconnect authenticates with the manager's current token.
-                            return (
-                                inner.manager.current().unwrap_or(token),
-                                published.generation,
-                            );
+                            // The new connections authenticated with the manager's token of the moment: the
+                            // generation being applied or a newer one, which `latest` still shows.
+                            return (Held::from(&published), published.generation);
                         }
                         Err(e) => {
                             report.message =
@@ -566,7 +596,7 @@ async fn apply(
                 // Wait before the next attempt, but move on at once to a newer token.
                 tokio::select! {
                     () = tokio::time::sleep(delay) => {}
-                    changed = latest.changed() => if changed.is_err() { return (token, 0) },
+                    changed = latest.changed() => if changed.is_err() { return (Held::from(&published), 0) },
                 }
                 if let Some(newer) = latest.borrow_and_update().clone() {
                     published = newer;
@@ -588,12 +618,14 @@ fn timeout_error(what: &str, after: std::time::Duration) -> fred::error::Error {
     )
 }
 
-/// When connections holding `token` must be reconnected at the latest.
-fn deadline_for(token: &Token, options: &ReauthOptions) -> Instant {
-    // The one wall-clock read here: how long `token` has left, turned into tokio's clock.
-    let left = token.remaining(SystemTime::now());
-    let margin = options.reconnect_margin.min(token.lifetime() / 5);
-    Instant::now() + left.saturating_sub(margin)
+/// When connections holding `held` must be reconnected at the latest: its expiry on tokio's clock, as the manager's
+/// stream carries it, less the margin. No wall-clock read: the manager already turned the token's expiry into
+/// tokio's clock (and cuts it after a detected suspend).
+fn deadline_for(held: &Held, options: &ReauthOptions) -> Instant {
+    let margin = options.reconnect_margin.min(held.token.lifetime() / 5);
+    held.expires_at
+        .checked_sub(margin)
+        .unwrap_or(held.expires_at)
 }
 
 impl Attachable {
@@ -607,5 +639,99 @@ impl Attachable {
                 .iter()
                 .all(|c| c.client_reconnect_policy().is_some()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+    use std::time::{Duration, SystemTime};
+
+    use entraid_core::{BoxFuture, IdentityProviderResponse};
+    use entraid_manager::WallClock;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    /// Mints one gateway-style token (`oid` = `deadline`, a 1 h lifetime on the system clock), then fails.
+    #[derive(Debug)]
+    struct OneToken(AtomicU32);
+
+    impl IdentityProvider for OneToken {
+        fn request_token(&self) -> BoxFuture<'_, Result<IdentityProviderResponse, Error>> {
+            Box::pin(async move {
+                if self.0.fetch_add(1, Ordering::SeqCst) > 0 {
+                    return Err(Error::transport("OneToken", "no second token", None));
+                }
+                let jwt = entraid_testkit::redis::token("deadline", HOUR);
+                Ok(IdentityProviderResponse::raw_token(jwt))
+            })
+        }
+
+        fn name(&self) -> &str {
+            "OneToken"
+        }
+    }
+
+    /// A manager whose wall clock is `wall` (shared, so a test can move it), on tokio's paused clock.
+    async fn manager_with_wall(wall: Arc<Mutex<SystemTime>>) -> TokenManager {
+        let options = TokenManagerOptions {
+            wall_clock: WallClock::custom(move || *wall.lock().unwrap_or_else(|e| e.into_inner())),
+            ..TokenManagerOptions::default()
+        };
+        let manager = TokenManager::start(OneToken(AtomicU32::new(0)), options).unwrap();
+        manager.ready().await.unwrap();
+        manager
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_reconnect_deadline_follows_tokios_clock_not_the_wall_clock() {
+        // The wall clock stands still while tokio's clock runs on: by the wall clock (the manager's, and the
+        // system's, which paused time does not move) the token has an hour left; on tokio's clock, 40 minutes.
+        let wall = Arc::new(Mutex::new(SystemTime::now()));
+        let manager = manager_with_wall(wall).await;
+        let held = Held::from(manager.watch().borrow().unwrap());
+        tokio::time::advance(20 * 60 * Duration::from_secs(1)).await;
+        assert!(
+            held.token.remaining(SystemTime::now()) > 59 * 60 * Duration::from_secs(1),
+            "the wall clock disagrees with tokio's"
+        );
+        let options = ReauthOptions::default();
+        let deadline = deadline_for(&held, &options);
+        assert_eq!(deadline, held.expires_at - options.reconnect_margin);
+        let left = deadline - Instant::now();
+        assert!(
+            left <= 40 * 60 * Duration::from_secs(1) - options.reconnect_margin,
+            "deadline {left:?} from now: read from the wall clock, not from the stream"
+        );
+        manager.shutdown();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_suspend_the_reconnect_deadline_is_the_managers_corrected_expiry() {
+        // The manager's wall clock jumps 50 minutes ahead of tokio's (a suspended laptop): the manager cuts the
+        // held token's expiry on tokio's clock to the 10 minutes the wall clock leaves it (its refresh fails, so
+        // the token stays held). The system clock did not jump: a deadline computed from it would be an hour out.
+        let wall = Arc::new(Mutex::new(SystemTime::now()));
+        let manager = manager_with_wall(wall.clone()).await;
+        let mut tokens = manager.watch();
+        let before = tokens.borrow_and_update().unwrap();
+        *wall.lock().unwrap_or_else(|e| e.into_inner()) += 50 * 60 * Duration::from_secs(1);
+        // The manager compares the clocks every 10 s.
+        tokio::time::advance(Duration::from_secs(11)).await;
+        let held = loop {
+            let held = tokens.borrow().unwrap();
+            if held.expires_at < before.expires_at {
+                break held;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(held.generation, before.generation, "the same token");
+        let left = deadline_for(&Held::from(held), &ReauthOptions::default()) - Instant::now();
+        assert!(
+            left <= 10 * 60 * Duration::from_secs(1),
+            "deadline {left:?} from now, though the token has at most 10 minutes left"
+        );
+        manager.shutdown();
     }
 }

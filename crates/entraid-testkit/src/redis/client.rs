@@ -10,7 +10,8 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 use super::Error;
-use super::resp::{RespValue, encode_command, parse_reply};
+use super::reply::{RespValue, parse_reply};
+use super::resp::encode_command;
 
 /// A byte stream the client can talk over (TCP, TLS, or an in-memory pipe).
 pub trait RespStream: AsyncRead + AsyncWrite + Unpin + Send {}

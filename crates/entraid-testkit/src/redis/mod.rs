@@ -41,6 +41,7 @@ mod client;
 mod cluster;
 pub mod gateway;
 mod policy;
+mod reply;
 mod resp;
 mod scan;
 mod server;
@@ -55,7 +56,8 @@ pub use gateway::{
     REDIS_AUDIENCE,
 };
 pub use policy::AccessPolicy;
-pub use resp::{ProtocolError, RespValue, encode_command};
+pub use reply::RespValue;
+pub use resp::{ProtocolError, encode_command};
 pub use server::{RedisServer, RedisServerOptions, free_port};
 
 use crate::tls::TestCa;

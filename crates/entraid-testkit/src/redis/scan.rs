@@ -12,7 +12,8 @@
 //! annotates the value after it, which is the frame (or the element) reported. Streamed strings and aggregates
 //! (`$?`, `*?`), which redis-server never sends, are a [`ProtocolError`].
 
-use super::resp::{ProtocolError, aggregate_elements, parse_len};
+use super::reply::{aggregate_elements, parse_len};
+use super::resp::ProtocolError;
 
 /// Longest header line kept (the rest of a longer simple string or error is skipped, not stored).
 const LINE_CAP: usize = 64;
@@ -486,7 +487,8 @@ mod proptests {
 
     use proptest::prelude::*;
 
-    use super::super::resp::proptests::{any_reply, config, encode_reply};
+    use super::super::reply::proptests::{any_reply, encode_reply};
+    use super::super::resp::proptests::config;
     use super::*;
 
     fn frames(wire: &[u8], piece: usize) -> (Vec<Frame>, bool) {
