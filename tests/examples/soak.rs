@@ -1,0 +1,562 @@
+//! The soak run behind `cargo xtask soak`: every kind of fred client at once, for minutes, with 3 s tokens under
+//! Azure's **Data Contributor** access policy, against the testkit's Entra ID emulator (a system-assigned managed
+//! identity on its IMDS endpoint) and enforcing gateways in front of real redis-servers.
+//!
+//! What runs:
+//! - a pool of 32 clients (RESP3) on a 3-master cluster, each looping SET/GET on its own key;
+//! - a RESP3 and a RESP2 subscriber on the cluster, both on one channel a pool client publishes to every 50 ms;
+//! - a client blocked in `BLPOP` with **no timeout**, on a standalone harness beside the cluster (fred 10.1 cannot
+//!   close one cluster connection, so a *clustered* client blocked with no timeout under Data Contributor is
+//!   closed by the server at expiry: the documented limit of crates/entraid-fred/README.md); a second standalone
+//!   client pushes an item every 500 ms.
+//!
+//! It prints a live progress line and, at the end, operations, failures, connections closed by expiry, messages
+//! lost, and RSS (`/proc/self/statm`) and tokio's alive task count at start, after warm-up and at the end. It exits
+//! with status 1 on any failure: a failed command, a failed re-authentication, a connection closed by expiry, a
+//! message lost by the RESP3 subscriber, an item pushed but not popped, or RSS / task growth (end minus after
+//! warm-up) beyond `--max-rss-growth-mib` / `--max-task-growth`. Messages the RESP2 subscriber misses while it
+//! unsubscribes, re-authenticates and subscribes again are counted and printed, but expected (documented).
+//!
+//! ```text
+//! cargo run -p entraid-tests --example soak -- --seconds 60 [--max-rss-growth-mib 48] [--max-task-growth 64]
+//! cargo xtask soak --minutes 30
+//! ```
+
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a command-line program reporting on the terminal"
+)]
+
+use std::io::IsTerminal as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use entraid_fred::EntraIdAuth;
+use entraid_fred::fred::clients::SubscriberClient;
+use entraid_fred::fred::error::ErrorKind;
+use entraid_fred::fred::prelude::*;
+use entraid_fred::fred::types::RespVersion;
+use entraid_fred::fred::types::config::{Config, ServerConfig};
+use entraid_identity::{Env, ManagedIdentityCredential};
+use entraid_manager::{RetryOptions, TokenManagerOptions};
+use entraid_testkit::emulator::{Emulator, ManagedIdentity};
+use entraid_testkit::redis::{AccessPolicy, RedisHarness};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::time::Instant;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Token lifetime: the issue's 3 s.
+const LIFETIME: Duration = Duration::from_secs(3);
+/// Clients in the SET/GET pool.
+const POOL: usize = 32;
+/// What fred answers a command it wrote `max_command_attempts` (default 3) times, once per reconnect.
+const ATTEMPTS_USED_UP: &str = "Too many failed write attempts";
+/// The warm-up after which the baseline RSS and task count are taken.
+const WARM_UP: Duration = Duration::from_secs(10);
+
+struct Args {
+    seconds: u64,
+    max_rss_growth_mib: u64,
+    max_task_growth: u64,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        seconds: 60,
+        max_rss_growth_mib: 48,
+        max_task_growth: 64,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut number = |name: &str| -> Result<u64, String> {
+            it.next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .filter(|v| *v > 0)
+                .ok_or(format!("{name} needs a positive number"))
+        };
+        match arg.as_str() {
+            "--seconds" => args.seconds = number("--seconds")?,
+            "--minutes" => {
+                args.seconds = number("--minutes")?
+                    .checked_mul(60)
+                    .ok_or("--minutes: too large")?;
+            }
+            "--max-rss-growth-mib" => args.max_rss_growth_mib = number("--max-rss-growth-mib")?,
+            "--max-task-growth" => args.max_task_growth = number("--max-task-growth")?,
+            other => {
+                return Err(format!(
+                    "unknown argument `{other}`; usage: soak [--seconds N | --minutes N] [--max-rss-growth-mib N] [--max-task-growth N]"
+                ));
+            }
+        }
+    }
+    Ok(args)
+}
+
+/// This process's resident set size in bytes: `/proc/self/statm`'s second field (pages) times the page size.
+fn rss_bytes(page_size: u64) -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages.saturating_mul(page_size))
+}
+
+/// The page size (`getconf PAGESIZE`), 4096 when it cannot be read.
+fn page_size() -> u64 {
+    std::process::Command::new("getconf")
+        .arg("PAGESIZE")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
+        .unwrap_or(4096)
+}
+
+#[derive(Clone, Copy)]
+struct Sample {
+    rss: u64,
+    tasks: usize,
+}
+
+fn sample(page_size: u64) -> Sample {
+    Sample {
+        rss: rss_bytes(page_size),
+        tasks: tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks(),
+    }
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+#[derive(Default)]
+struct Counters {
+    ops_ok: AtomicU64,
+    ops_failed: AtomicU64,
+    resp3_received: AtomicU64,
+    resp2_received: AtomicU64,
+    popped: AtomicU64,
+    reissued: AtomicU64,
+    blpop_failed: AtomicU64,
+    /// The items popped, to name any that never came.
+    popped_items: std::sync::Mutex<std::collections::BTreeSet<u64>>,
+}
+
+fn get(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::SeqCst)
+}
+
+fn config(harness: &RedisHarness, version: RespVersion) -> Config {
+    let addrs = harness.addrs();
+    let server = if addrs.len() > 1 {
+        ServerConfig::new_clustered(
+            addrs
+                .iter()
+                .map(|a| (a.ip().to_string(), a.port()))
+                .collect(),
+        )
+    } else {
+        ServerConfig::new_centralized(harness.addr().ip().to_string(), harness.addr().port())
+    };
+    Config {
+        server,
+        version,
+        ..Config::default()
+    }
+}
+
+/// The length of the standalone queue, read straight from redis-server (-1 when it cannot be read).
+async fn standalone_len(harness: &RedisHarness) -> i64 {
+    let Some(server) = harness.servers().first() else {
+        return -1;
+    };
+    let Ok(mut client) = server.connect().await else {
+        return -1;
+    };
+    match client.command(&["LLEN", "soak:queue"]).await {
+        Ok(entraid_testkit::redis::RespValue::Integer(n)) => n,
+        _ => -1,
+    }
+}
+
+/// Counts the messages of one subscriber until it sees `end`.
+fn listen(subscriber: &SubscriberClient, received: Arc<Counters>, resp3: bool) -> tokio::task::JoinHandle<()> {
+    let mut messages = subscriber.message_rx();
+    tokio::spawn(async move {
+        let count = |n: u64| {
+            let counter = if resp3 {
+                &received.resp3_received
+            } else {
+                &received.resp2_received
+            };
+            counter.fetch_add(n, Ordering::SeqCst);
+        };
+        loop {
+            match messages.recv().await {
+                Ok(message) if message.value.as_str().is_some_and(|v| v == "end") => break,
+                Ok(_) => count(1),
+                // Delivered by the connection, but this listener fell behind fred's broadcast queue (a loaded
+                // machine): received, not lost by the adapter.
+                Err(RecvError::Lagged(skipped)) => count(skipped),
+                Err(RecvError::Closed) => break,
+            }
+        }
+    })
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("soak: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match soak(args).await {
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("soak: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[allow(clippy::too_many_lines, reason = "one straight-line scenario, read top to bottom")]
+async fn soak(args: Args) -> Result<bool, BoxError> {
+    let page_size = page_size();
+    let at_start = sample(page_size);
+    let emulator = Emulator::start().await?;
+    let identity =
+        emulator.add_managed_identity(ManagedIdentity::system_assigned().token_lifetime(LIFETIME))?;
+    let cluster = RedisHarness::cluster_with(AccessPolicy::DataContributor).await?;
+    let standalone = RedisHarness::standalone_with(AccessPolicy::DataContributor).await?;
+    let credential = ManagedIdentityCredential::builder()
+        .env(Env::from_map(std::iter::empty::<(String, String)>()))
+        .imds_endpoint(emulator.imds_endpoint())
+        .build()?;
+    let auth = EntraIdAuth::from_provider(
+        credential,
+        TokenManagerOptions {
+            retry: RetryOptions {
+                initial_delay: Duration::from_millis(100),
+                ..RetryOptions::default()
+            },
+            ..TokenManagerOptions::default()
+        },
+    )?;
+    println!(
+        "soak: {} s, tokens of {} s (managed identity {} on the emulator's IMDS), access policy Data Contributor",
+        args.seconds,
+        LIFETIME.as_secs(),
+        identity.oid
+    );
+    println!(
+        "soak: pool of {POOL} (RESP3), RESP3 and RESP2 subscribers on a 3-master cluster ({}); \
+         BLPOP with no timeout on a standalone harness beside it ({}), since fred 10.1 cannot close one cluster \
+         connection (crates/entraid-fred/README.md)",
+        cluster
+            .addrs()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        standalone.addr()
+    );
+
+    let resp3 = config(&cluster, RespVersion::RESP3);
+    let pool = auth.fred_builder(resp3.clone()).build_pool(POOL)?;
+    pool.init().await?;
+    let sub3 = auth
+        .fred_builder(resp3)
+        .with_performance_config(|p| p.broadcast_channel_capacity = 1 << 16)
+        .build_subscriber_client()?;
+    sub3.init().await?;
+    let sub2 = auth
+        .fred_builder(config(&cluster, RespVersion::RESP2))
+        .with_performance_config(|p| p.broadcast_channel_capacity = 1 << 16)
+        .build_subscriber_client()?;
+    sub2.init().await?;
+    let _resubscribe3 = sub3.manage_subscriptions();
+    let _resubscribe2 = sub2.manage_subscriptions();
+    let single = config(&standalone, RespVersion::RESP3);
+    let blocked = auth.fred_builder(single.clone()).build()?;
+    blocked.init().await?;
+    let pusher = auth.fred_builder(single).build()?;
+    pusher.init().await?;
+    let _attachments = [
+        auth.attach(&pool),
+        auth.attach(&sub3),
+        auth.attach(&sub2),
+        auth.attach(&blocked),
+        auth.attach(&pusher),
+    ];
+
+    let counters = Arc::new(Counters::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for (i, client) in pool.clients().iter().enumerate() {
+        let (client, stop, counters) = (client.clone(), stop.clone(), counters.clone());
+        workers.push(tokio::spawn(async move {
+            let key = format!("soak:{i}");
+            let mut n = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                n += 1;
+                let done = client
+                    .set::<(), _, _>(&key, n, None, None, false)
+                    .await
+                    .is_ok()
+                    && client.get::<u64, _>(&key).await.is_ok_and(|v| v == n);
+                let counter = if done {
+                    &counters.ops_ok
+                } else {
+                    &counters.ops_failed
+                };
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }));
+    }
+    let listen3 = listen(&sub3, counters.clone(), true);
+    let listen2 = listen(&sub2, counters.clone(), false);
+    sub3.subscribe("soak:events").await?;
+    sub2.subscribe("soak:events").await?;
+    let popper = {
+        let (blocked, counters) = (blocked.clone(), counters.clone());
+        tokio::spawn(async move {
+            loop {
+                match blocked
+                    .blpop::<Option<(String, String)>, _>("soak:queue", 0.0)
+                    .await
+                {
+                    Ok(Some((_, item))) if item == "end" => break,
+                    Ok(Some((_, item))) => {
+                        counters.popped.fetch_add(1, Ordering::SeqCst);
+                        if let Ok(n) = item.parse::<u64>() {
+                            counters
+                                .popped_items
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .insert(n);
+                        }
+                    }
+                    // A blocking call interrupted so the AUTH could run returns like a timeout.
+                    Ok(None) => {}
+                    Err(e) if *e.kind() == ErrorKind::Timeout => {}
+                    // Reconnected near each expiry under Data Contributor, fred re-sends the call; one that spanned
+                    // `max_command_attempts` reconnects is handed back (documented) and issued again: no item is
+                    // lost (pushed and popped are compared), so it is counted apart from failures.
+                    Err(e) if e.details().starts_with(ATTEMPTS_USED_UP) => {
+                        counters.reissued.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Err(e) => {
+                        eprintln!("\nsoak: BLPOP failed: {e}");
+                        counters.blpop_failed.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            }
+        })
+    };
+
+    let publisher = pool.next().clone();
+    let (mut published, mut pushed) = (0u64, 0u64);
+    let (mut publish_failed, mut push_failed) = (0u64, 0u64);
+    let mut publish_tick = tokio::time::interval(Duration::from_millis(50));
+    let mut push_tick = tokio::time::interval(Duration::from_millis(500));
+    let mut progress = tokio::time::interval(Duration::from_secs(1));
+    let tty = std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.seconds);
+    let mut after_warm_up: Option<Sample> = None;
+    let mut last_ops = 0u64;
+    let closed_by_expiry =
+        || cluster.stats().closed_by_expiry + standalone.stats().closed_by_expiry;
+    while Instant::now() < deadline {
+        tokio::select! {
+            _ = publish_tick.tick() => {
+                match publisher.publish::<i64, _, _>("soak:events", published).await {
+                    Ok(_) => published += 1,
+                    Err(e) => {
+                        eprintln!("\nsoak: PUBLISH failed: {e}");
+                        publish_failed += 1;
+                    }
+                }
+            }
+            _ = push_tick.tick() => {
+                match pusher.rpush::<i64, _, _>("soak:queue", pushed).await {
+                    Ok(_) => pushed += 1,
+                    Err(e) => {
+                        eprintln!("\nsoak: RPUSH failed: {e}");
+                        push_failed += 1;
+                    }
+                }
+            }
+            _ = progress.tick() => {
+                let elapsed = started.elapsed();
+                if after_warm_up.is_none() && elapsed >= WARM_UP {
+                    after_warm_up = Some(sample(page_size));
+                }
+                let now = sample(page_size);
+                let ops = get(&counters.ops_ok) + get(&counters.ops_failed);
+                let reauth = auth.stats();
+                let failures = get(&counters.ops_failed) + get(&counters.blpop_failed) + publish_failed
+                    + push_failed + reauth.reauths_failed;
+                let line = format!(
+                    "{:>5} s | tokens {} | ops {} ({}/s) | failures {} | closed by expiry {} | \
+                     lost RESP3 {} RESP2 {} | popped {}/{} | RSS {:.1} MiB | tasks {}",
+                    elapsed.as_secs(),
+                    emulator.tokens_issued(&identity.oid),
+                    ops,
+                    ops - last_ops,
+                    failures,
+                    closed_by_expiry(),
+                    published.saturating_sub(get(&counters.resp3_received)),
+                    published.saturating_sub(get(&counters.resp2_received)),
+                    get(&counters.popped),
+                    pushed,
+                    mib(now.rss),
+                    now.tasks,
+                );
+                last_ops = ops;
+                if tty {
+                    eprint!("\r\x1b[K{line}");
+                } else if elapsed.as_secs().is_multiple_of(10) {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    }
+    let at_end = sample(page_size);
+    let after_warm_up = after_warm_up.unwrap_or(at_start);
+    if tty {
+        eprint!("\r\x1b[K");
+    }
+
+    stop.store(true, Ordering::SeqCst);
+    for worker in workers {
+        worker.await?;
+    }
+    // Messages in flight are delivered before the end marker (one connection, in order); on RESP2 a marker
+    // published while the subscriber re-authenticates is lost, so it is published until both listeners saw it.
+    let mut listeners = [listen3, listen2];
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let _: i64 = publisher.publish("soak:events", "end").await?;
+            let mut done = true;
+            for listener in &mut listeners {
+                if !listener.is_finished() {
+                    done = false;
+                }
+            }
+            if done {
+                return Ok::<(), BoxError>(());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    let subscribers_ended = matches!(ended, Ok(Ok(())));
+    let _: i64 = pusher.rpush("soak:queue", "end").await?;
+    let popper_ended = tokio::time::timeout(Duration::from_secs(20), popper)
+        .await
+        .is_ok_and(|r| r.is_ok());
+
+    let reauth = auth.stats();
+    let tokens = emulator.tokens_issued(&identity.oid);
+    let (ops_ok, ops_failed) = (get(&counters.ops_ok), get(&counters.ops_failed));
+    let lost3 = published.saturating_sub(get(&counters.resp3_received));
+    let lost2 = published.saturating_sub(get(&counters.resp2_received));
+    let popped = get(&counters.popped);
+    let expired = closed_by_expiry();
+    let opened =
+        cluster.stats().connections_accepted + standalone.stats().connections_accepted;
+    let failures = ops_failed
+        + get(&counters.blpop_failed)
+        + publish_failed
+        + push_failed
+        + reauth.reauths_failed;
+    let rss_growth = at_end.rss.saturating_sub(after_warm_up.rss);
+    let task_growth = at_end.tasks.saturating_sub(after_warm_up.tasks);
+    let rss_ok = rss_growth <= args.max_rss_growth_mib * 1024 * 1024;
+    let tasks_ok = u64::try_from(task_growth).unwrap_or(u64::MAX) <= args.max_task_growth;
+    let clean = failures == 0
+        && expired == 0
+        && lost3 == 0
+        && popped == pushed
+        && subscribers_ended
+        && popper_ended
+        && rss_ok
+        && tasks_ok;
+
+    for client in pool.clients() {
+        let _ = client.quit().await;
+    }
+    let _ = sub3.quit().await;
+    let _ = sub2.quit().await;
+    let _ = blocked.quit().await;
+    let _ = pusher.quit().await;
+
+    let rows: Vec<(&str, String)> = vec![
+        ("duration", format!("{:.1} s", started.elapsed().as_secs_f64())),
+        ("tokens issued (3 s each)", tokens.to_string()),
+        ("token rotations seen", reauth.rotations.to_string()),
+        ("operations ok (SET+GET)", ops_ok.to_string()),
+        ("operations failed", ops_failed.to_string()),
+        ("publish / push failed", format!("{publish_failed} / {push_failed}")),
+        ("BLPOP failed", get(&counters.blpop_failed).to_string()),
+        ("BLPOP issued again", get(&counters.reissued).to_string()),
+        ("items pushed / popped", format!("{pushed} / {popped}")),
+        ("messages published", published.to_string()),
+        ("lost by RESP3 subscriber", lost3.to_string()),
+        ("lost by RESP2 subscriber", format!("{lost2} (expected: unsubscribe/AUTH/subscribe)")),
+        ("re-auths sent / failed", format!("{} / {}", reauth.reauths_sent, reauth.reauths_failed)),
+        ("reconnects (adapter)", reauth.reconnects.to_string()),
+        ("blocked reconnects", reauth.blocked_reconnects.to_string()),
+        ("connections opened", opened.to_string()),
+        ("closed by expiry", expired.to_string()),
+        ("RSS start / warm / end", format!(
+            "{:.1} / {:.1} / {:.1} MiB",
+            mib(at_start.rss),
+            mib(after_warm_up.rss),
+            mib(at_end.rss)
+        )),
+        ("RSS growth after warm-up", format!(
+            "{:.1} MiB (bound {} MiB)",
+            mib(rss_growth),
+            args.max_rss_growth_mib
+        )),
+        ("tasks start / warm / end", format!(
+            "{} / {} / {}",
+            at_start.tasks, after_warm_up.tasks, at_end.tasks
+        )),
+        ("task growth after warm-up", format!("{task_growth} (bound {})", args.max_task_growth)),
+    ];
+    println!("+------------------------------+------------------------------------------------+");
+    for (name, value) in rows {
+        println!("| {name:<28} | {value:<46} |");
+    }
+    println!("+------------------------------+------------------------------------------------+");
+    if popped != pushed {
+        let seen = counters
+            .popped_items
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let missing: Vec<u64> = (0..pushed).filter(|n| !seen.contains(n)).collect();
+        let left: i64 = standalone_len(&standalone).await;
+        println!("soak: items pushed but never popped: {missing:?} ({left} left in the list)");
+    }
+    if !subscribers_ended {
+        println!("soak: a subscriber never saw the end marker");
+    }
+    if !popper_ended {
+        println!("soak: the BLPOP client never popped the end marker");
+    }
+    println!("soak: {}", if clean { "result: ok" } else { "result: FAILED" });
+    Ok(clean)
+}
