@@ -12,6 +12,10 @@
 //! - a clustered client in `BLPOP` with a 0.1 s timeout, shorter than the refresh window, so its `AUTH` runs
 //!   between two calls; a pool client pushes an item every 500 ms.
 //!
+//! The emulator and the Redis harness run in a child process (this program with `--serve-harness`, see
+//! `harness.rs`), so the RSS and task counts measured are the client side's alone: the library's, fred's and the
+//! workload's, without the testkit's records of every connection (which grow by design).
+//!
 //! It prints a live progress line and, at the end, operations, failures, connections closed by expiry, messages
 //! lost, and RSS (`/proc/self/statm`) and tokio's alive task count at start, after warm-up and at the end. It exits
 //! with status 1 on any failure: a failed command, a failed re-authentication, a connection closed by expiry, a
@@ -45,10 +49,12 @@ use entraid_fred::fred::types::RespVersion;
 use entraid_fred::fred::types::config::{Config, ServerConfig};
 use entraid_identity::{Env, ManagedIdentityCredential};
 use entraid_manager::{RetryOptions, TokenManagerOptions};
-use entraid_testkit::emulator::{Emulator, ManagedIdentity};
-use entraid_testkit::redis::{AccessPolicy, RedisHarness};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
+
+mod harness;
+
+use harness::HarnessProcess;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -237,36 +243,19 @@ fn get(counter: &AtomicU64) -> u64 {
     counter.load(Ordering::SeqCst)
 }
 
-fn config(harness: &RedisHarness, version: RespVersion) -> Config {
-    let addrs = harness.addrs();
-    let server = if addrs.len() > 1 {
-        ServerConfig::new_clustered(
-            addrs
-                .iter()
+fn config(addrs: &[std::net::SocketAddr], version: RespVersion) -> Config {
+    let server = match addrs {
+        [one] => ServerConfig::new_centralized(one.ip().to_string(), one.port()),
+        many => ServerConfig::new_clustered(
+            many.iter()
                 .map(|a| (a.ip().to_string(), a.port()))
                 .collect(),
-        )
-    } else {
-        ServerConfig::new_centralized(harness.addr().ip().to_string(), harness.addr().port())
+        ),
     };
     Config {
         server,
         version,
         ..Config::default()
-    }
-}
-
-/// The length of the standalone queue, read straight from redis-server (-1 when it cannot be read).
-async fn standalone_len(harness: &RedisHarness) -> i64 {
-    let Some(server) = harness.servers().first() else {
-        return -1;
-    };
-    let Ok(mut client) = server.connect().await else {
-        return -1;
-    };
-    match client.command(&["LLEN", "soak:queue"]).await {
-        Ok(entraid_testkit::redis::RespValue::Integer(n)) => n,
-        _ => -1,
     }
 }
 
@@ -301,6 +290,15 @@ fn listen(
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("--serve-harness") {
+        return match harness::serve(LIFETIME, page_size()).await {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("soak harness: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let args = match parse_args() {
         Ok(args) => args,
         Err(e) => {
@@ -325,14 +323,15 @@ async fn main() -> std::process::ExitCode {
 async fn soak(args: Args) -> Result<bool, BoxError> {
     let page_size = page_size();
     let at_start = sample(page_size);
-    let emulator = Emulator::start().await?;
-    let identity = emulator
-        .add_managed_identity(ManagedIdentity::system_assigned().token_lifetime(LIFETIME))?;
-    let cluster = RedisHarness::cluster_with(AccessPolicy::DataContributor).await?;
-    let standalone = RedisHarness::standalone_with(AccessPolicy::DataContributor).await?;
+    let mut harness = HarnessProcess::start()?;
+    let (oid, cluster, standalone) = (
+        harness.ready.oid.clone(),
+        harness.ready.cluster.clone(),
+        harness.ready.standalone,
+    );
     let credential = ManagedIdentityCredential::builder()
         .env(Env::from_map(std::iter::empty::<(String, String)>()))
-        .imds_endpoint(emulator.imds_endpoint())
+        .imds_endpoint(harness.ready.imds_endpoint.clone())
         .build()?;
     let auth = EntraIdAuth::from_provider(
         credential,
@@ -345,10 +344,12 @@ async fn soak(args: Args) -> Result<bool, BoxError> {
         },
     )?;
     println!(
-        "soak: {} s, tokens of {} s (managed identity {} on the emulator's IMDS), access policy Data Contributor",
+        "soak: {} s, tokens of {} s (managed identity {oid} on the emulator's IMDS), access policy Data \
+         Contributor; the emulator and the Redis harness run in a child process (pid {}), so the RSS and tasks \
+         below are the client side's alone",
         args.seconds,
         LIFETIME.as_secs(),
-        identity.oid
+        harness.pid(),
     );
     println!(
         "soak: pool of {POOL} (RESP3), RESP3 and RESP2 subscribers and a BLPOP client with a \
@@ -356,12 +357,11 @@ async fn soak(args: Args) -> Result<bool, BoxError> {
          client with no timeout on a standalone harness beside it ({}), since fred 10.1 cannot close one cluster \
          connection (crates/entraid-fred/README.md)",
         cluster
-            .addrs()
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(", "),
-        standalone.addr()
+        standalone
     );
 
     let resp3 = config(&cluster, RespVersion::RESP3);
@@ -379,7 +379,7 @@ async fn soak(args: Args) -> Result<bool, BoxError> {
     sub2.init().await?;
     let _resubscribe3 = sub3.manage_subscriptions();
     let _resubscribe2 = sub2.manage_subscriptions();
-    let single = config(&standalone, RespVersion::RESP3);
+    let single = config(&[standalone], RespVersion::RESP3);
     let blocked = auth.fred_builder(single.clone()).build()?;
     blocked.init().await?;
     let pusher = auth.fred_builder(single).build()?;
@@ -447,8 +447,6 @@ async fn soak(args: Args) -> Result<bool, BoxError> {
     let deadline = started + Duration::from_secs(args.seconds);
     let mut after_warm_up: Option<Sample> = None;
     let mut last_ops = 0u64;
-    let closed_by_expiry =
-        || cluster.stats().closed_by_expiry + standalone.stats().closed_by_expiry;
     let queue_failures = |q: &Queue| get(&q.failed) + get(&q.push_failed);
     while Instant::now() < deadline {
         tokio::select! {
@@ -475,15 +473,17 @@ async fn soak(args: Args) -> Result<bool, BoxError> {
                 let reauth = auth.stats();
                 let failures = get(&counters.ops_failed) + publish_failed + reauth.reauths_failed
                     + queue_failures(&standalone_queue) + queue_failures(&cluster_queue);
+                let remote = harness.stats()?;
                 let line = format!(
                     "{:>5} s | tokens {} | ops {} ({}/s) | failures {} | closed by expiry {} | \
-                     not yet received RESP3 {} RESP2 {} | popped {}/{} and {}/{} | RSS {:.1} MiB | tasks {}",
+                     not yet received RESP3 {} RESP2 {} | popped {}/{} and {}/{} | RSS {:.1} MiB | tasks {} | \
+                     harness RSS {:.1} MiB",
                     elapsed.as_secs(),
-                    emulator.tokens_issued(&identity.oid),
+                    remote.tokens,
                     ops,
                     ops - last_ops,
                     failures,
-                    closed_by_expiry(),
+                    remote.closed_by_expiry,
                     published.saturating_sub(get(&counters.resp3_received)),
                     published.saturating_sub(get(&counters.resp2_received)),
                     get(&standalone_queue.popped),
@@ -492,6 +492,7 @@ async fn soak(args: Args) -> Result<bool, BoxError> {
                     get(&cluster_queue.pushed),
                     mib(now.rss),
                     now.tasks,
+                    mib(remote.rss),
                 );
                 last_ops = ops;
                 if tty {
@@ -536,12 +537,13 @@ async fn soak(args: Args) -> Result<bool, BoxError> {
     }
 
     let reauth = auth.stats();
-    let tokens = emulator.tokens_issued(&identity.oid);
+    let remote = harness.stats()?;
+    let tokens = remote.tokens;
     let (ops_ok, ops_failed) = (get(&counters.ops_ok), get(&counters.ops_failed));
     let lost3 = published.saturating_sub(get(&counters.resp3_received));
     let lost2 = published.saturating_sub(get(&counters.resp2_received));
-    let expired = closed_by_expiry();
-    let opened = cluster.stats().connections_accepted + standalone.stats().connections_accepted;
+    let expired = remote.closed_by_expiry;
+    let opened = remote.opened;
     let failures = ops_failed
         + publish_failed
         + reauth.reauths_failed
@@ -549,7 +551,7 @@ async fn soak(args: Args) -> Result<bool, BoxError> {
         + queue_failures(&cluster_queue);
     let standalone_missing = standalone_queue.missing();
     let cluster_missing = cluster_queue.missing();
-    let left = standalone_len(&standalone).await;
+    let left = remote.left;
     // An item the server popped for the standalone client's old connection in the instant fred closed it (the
     // documented window of the no-timeout fallback, at most one per reconnect): gone from the list, never
     // returned. Any other missing item is a failure.
@@ -646,6 +648,10 @@ async fn soak(args: Args) -> Result<bool, BoxError> {
         (
             "task growth after warm-up",
             format!("{task_growth} (bound {})", args.max_task_growth),
+        ),
+        (
+            "harness process RSS at end",
+            format!("{:.1} MiB (the testkit; not bounded)", mib(remote.rss)),
         ),
     ];
     println!("+------------------------------+--------------------------------------------------+");
