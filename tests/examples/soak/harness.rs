@@ -6,7 +6,8 @@
 //!
 //! Protocol, one line each way over the child's stdin/stdout: the child prints `ready <json>` once (IMDS endpoint,
 //! oid, addresses); each `stats` line it reads is answered with `stats <json>` (tokens issued, connections opened
-//! and closed by expiry, the standalone queue's length, the child's RSS). End of input ends the child.
+//! and closed by expiry, the standalone queue's length, the child's RSS; after `stats expired`, also a line for
+//! each connection closed by expiry). End of input ends the child.
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::SocketAddr;
@@ -37,6 +38,10 @@ pub(crate) struct Stats {
     pub(crate) left: i64,
     pub(crate) rss: u64,
 }
+
+/// The connections the gateways closed at their token's expiry, one line each (client name, last command, age,
+/// re-AUTHs), for the summary.
+pub(crate) type Expired = Vec<String>;
 
 /// The harness process, seen from the soak.
 pub(crate) struct HarnessProcess {
@@ -93,9 +98,18 @@ impl HarnessProcess {
 
     /// Asks for the counters (a round trip over two pipes to a process that answers at once).
     pub(crate) fn stats(&mut self) -> Result<Stats, BoxError> {
+        Ok(self.ask(b"stats\n")?.0)
+    }
+
+    /// The counters and the connections closed by expiry.
+    pub(crate) fn stats_and_expired(&mut self) -> Result<(Stats, Expired), BoxError> {
+        self.ask(b"stats expired\n")
+    }
+
+    fn ask(&mut self, request: &[u8]) -> Result<(Stats, Expired), BoxError> {
         tokio::task::block_in_place(|| {
             let stdin = self.stdin.as_mut().ok_or("harness process closed")?;
-            stdin.write_all(b"stats\n")?;
+            stdin.write_all(request)?;
             stdin.flush()?;
             let mut line = String::new();
             self.stdout.read_line(&mut line)?;
@@ -104,13 +118,22 @@ impl HarnessProcess {
                     .ok_or_else(|| format!("harness process: {line:?}"))?,
             )?;
             let n = |k: &str| v[k].as_u64().unwrap_or(0);
-            Ok(Stats {
+            let stats = Stats {
                 tokens: n("tokens"),
                 opened: n("opened"),
                 closed_by_expiry: n("closed_by_expiry"),
                 left: v["left"].as_i64().unwrap_or(-1),
                 rss: n("rss"),
-            })
+            };
+            let expired = v["expired"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|e| e.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            Ok((stats, expired))
         })
     }
 }
@@ -175,11 +198,29 @@ pub(crate) async fn serve(lifetime: Duration, page_size: u64) -> Result<(), BoxE
         }
     });
     while let Some(line) = rx.recv().await {
-        if line.trim() != "stats" {
+        let line = line.trim();
+        if !line.starts_with("stats") {
             continue;
         }
         let (c, s) = (cluster.stats(), standalone.stats());
+        let expired: Vec<String> = if line == "stats expired" {
+            c.expired()
+                .chain(s.expired())
+                .map(|e| {
+                    format!(
+                        "client {:?}, last command {:?}, age {:.1} s, re-AUTHs {}",
+                        e.client_name.as_deref().unwrap_or("-"),
+                        e.last_command,
+                        e.age.as_secs_f64(),
+                        e.reauths
+                    )
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let stats = json!({
+            "expired": expired,
             "tokens": emulator.tokens_issued(&identity.oid),
             "opened": c.connections_accepted + s.connections_accepted,
             "closed_by_expiry": c.closed_by_expiry + s.closed_by_expiry,

@@ -537,7 +537,7 @@ async fn soak(args: Args) -> Result<bool, BoxError> {
     }
 
     let reauth = auth.stats();
-    let remote = harness.stats()?;
+    let (remote, expired_connections) = harness.stats_and_expired()?;
     let tokens = remote.tokens;
     let (ops_ok, ops_failed) = (get(&counters.ops_ok), get(&counters.ops_failed));
     let lost3 = published.saturating_sub(get(&counters.resp3_received));
@@ -664,6 +664,9 @@ async fn soak(args: Args) -> Result<bool, BoxError> {
             "soak: standalone items pushed, popped by the server and never returned: {standalone_missing:?} \
              ({left} left in the list)"
         );
+    }
+    for line in &expired_connections {
+        println!("soak: closed by expiry: {line}");
     }
     if !cluster_missing.is_empty() {
         println!("soak: cluster items never popped: {cluster_missing:?}");
