@@ -1,7 +1,7 @@
 //! `cargo xtask`: the single entry point for the project's checks, the same on a laptop and in CI.
 //!
 //! ```text
-//! cargo xtask ci        fmt, clippy, tests, doc tests, docs, cargo-deny, layering: stops at the first failure
+//! cargo xtask ci        fmt, clippy, tests, doc tests, a 60 s soak, docs, cargo-deny, layering: stops at the first failure
 //! cargo xtask test      the tests only (cargo-nextest when installed, else cargo test) and the doc tests
 //! cargo xtask layering  the dependency-layering check only
 //! cargo xtask package   publishability: metadata, one MSRV, `cargo package` of every published crate
@@ -9,6 +9,7 @@
 //! cargo xtask demo      the end-to-end demo
 //! cargo xtask bench     the benchmarks (`bench NAME...` for some, `bench --list` to name them)
 //! cargo xtask fuzz      the fuzz targets (--seconds N each, --target T); not part of `ci`
+//! cargo xtask soak      the soak run (--minutes N | --seconds N); `ci` runs 60 s of it
 //! ```
 //!
 //! `ci`, `test` and `demo` first make sure redis-server (>= 6) is there: they install it when missing (apt-get as
@@ -27,12 +28,13 @@ mod fuzz;
 mod layering;
 mod package;
 mod redis_server;
+mod soak;
 mod tidy;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-const USAGE: &str = "usage: cargo xtask <ci|test|layering|package|quickstart|demo|bench [NAME...|--list]|fuzz [--seconds N] [--target T]>";
+const USAGE: &str = "usage: cargo xtask <ci|test|layering|package|quickstart|demo|bench [NAME...|--list]|fuzz [--seconds N] [--target T]|soak [--minutes N | --seconds N]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
         Some("demo") => demo(),
         Some("bench") => bench::bench(&args[1..]),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
+        Some("soak") => soak::soak(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -115,6 +118,7 @@ fn ci() -> Result<(), String> {
     run("clippy", clippy)?;
 
     test()?;
+    soak::soak(&[])?;
 
     let mut doc = cargo();
     doc.args(["doc", "--workspace", "--no-deps", "--all-features"])

@@ -97,6 +97,9 @@ pub struct RedisServer {
     password: Secret,
     dir: PathBuf,
     version: String,
+    /// The program and startup timeout it was started with, for [`RedisServer::restart`].
+    program: PathBuf,
+    startup_timeout: Duration,
 }
 
 impl fmt::Debug for RedisServer {
@@ -283,6 +286,8 @@ impl RedisServer {
             password: password.clone(),
             dir: dir.to_path_buf(),
             version: version.to_owned(),
+            program: options.program.clone(),
+            startup_timeout: options.startup_timeout,
         };
         let deadline = tokio::time::Instant::now() + options.startup_timeout;
         loop {
@@ -418,6 +423,65 @@ impl RedisServer {
         let _ = child.kill();
         let _ = child.wait();
     }
+
+    /// Starts redis-server again after [`RedisServer::kill`] (or kills it first when it still runs): the same
+    /// port, configuration and directory, so what it persisted survives (for example with `appendonly yes` and
+    /// `appendfsync always` in [`RedisServerOptions::extra_config`]; the default configuration persists
+    /// nothing). Waits until it answers `PING` again. ACL users created at run time (`ACL SETUSER`) are not
+    /// persisted by redis-server: a caller that needs them creates them again.
+    ///
+    /// # Errors
+    /// [`Error::Exited`] when the server exits at once (for example because another process took its port
+    /// meanwhile), [`Error::StartTimeout`] when it does not answer in the startup timeout.
+    pub async fn restart(&mut self) -> Result<(), Error> {
+        self.kill();
+        let conf_path = self.dir.join("redis.conf");
+        let stdio = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(self.dir.join("stdio.log"))?;
+        let stdio2 = stdio.try_clone()?;
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(SUPERVISOR)
+            .arg(&self.program)
+            .arg(&conf_path)
+            .current_dir(&self.dir)
+            .stdin(Stdio::piped())
+            .stdout(stdio)
+            .stderr(stdio2)
+            .spawn()?;
+        self.lifeline = child.stdin.take();
+        self.child = Some(child);
+        let deadline = tokio::time::Instant::now() + self.startup_timeout;
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.child = None;
+                self.lifeline = None;
+                return Err(Error::Exited {
+                    status: status.to_string(),
+                    log_tail: self.log_tail(40),
+                });
+            }
+            if self.ping().await.is_ok() {
+                self.pid = std::fs::read_to_string(self.dir.join("redis.pid"))
+                    .ok()
+                    .and_then(|p| p.trim().parse().ok())
+                    .unwrap_or(0);
+                tracing::debug!(pid = self.pid, addr = %self.addr, "redis-server restarted");
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::StartTimeout {
+                    addr: self.addr,
+                    log_tail: self.log_tail(40),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 impl Drop for RedisServer {
@@ -449,6 +513,36 @@ mod tests {
         let out = "Redis server v=7.0.15 sha=00000000:0 malloc=jemalloc-5.3.0 bits=64 build=ae4d";
         assert_eq!(parse_version(out), Some((7, "7.0.15".into())));
         assert_eq!(parse_version("nonsense"), None);
+    }
+
+    #[tokio::test]
+    async fn restart_keeps_the_port_and_what_was_persisted() {
+        let mut server = RedisServer::start_with(RedisServerOptions {
+            extra_config: vec!["appendonly yes".into(), "appendfsync always".into()],
+            ..RedisServerOptions::default()
+        })
+        .await
+        .unwrap();
+        let addr = server.addr();
+        let first_pid = server.pid();
+        let mut client = server.connect().await.unwrap();
+        assert_eq!(
+            client.command(&["SET", "k", "v"]).await.unwrap(),
+            RespValue::Simple("OK".into())
+        );
+        server.kill();
+        assert!(server.connect().await.is_err(), "killed: nothing answers");
+        server.restart().await.unwrap();
+        assert_eq!(server.addr(), addr);
+        assert_ne!(server.pid(), first_pid);
+        let mut client = server.connect().await.unwrap();
+        assert_eq!(
+            client.command(&["GET", "k"]).await.unwrap(),
+            RespValue::Bulk(bytes::Bytes::from_static(b"v"))
+        );
+        // A second restart of a running server kills it first.
+        server.restart().await.unwrap();
+        assert_eq!(server.addr(), addr);
     }
 
     #[test]
