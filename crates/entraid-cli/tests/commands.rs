@@ -2,6 +2,8 @@
 //! testkit's Entra ID emulator, and redis-server behind the enforcing gateway (the testkit applies Azure's data
 //! access policies to each principal as ACL rules). Each test checks the exit status and the printed hints.
 
+#![allow(clippy::expect_used, reason = "tests stop on a broken set-up")]
+
 use std::net::TcpListener;
 use std::process::{Command, Output};
 

@@ -1,6 +1,7 @@
 //! `entraid demo` end to end: the binary runs every layer against the emulator and the enforcing gateway and
 //! reports a clean run, as text and as JSON.
 
+#![allow(clippy::expect_used, reason = "tests stop on a broken set-up")]
 #![cfg(feature = "testkit")]
 
 use std::process::Command;

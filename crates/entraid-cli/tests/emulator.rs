@@ -1,6 +1,7 @@
 //! `entraid emulator --redis` as a separate process: a second process (`entraid token`, `entraid ping`) pointed
 //! at it only through the variables it prints gets a token and an authenticated PING.
 
+#![allow(clippy::expect_used, reason = "tests stop on a broken set-up")]
 #![cfg(feature = "testkit")]
 
 use std::collections::BTreeMap;

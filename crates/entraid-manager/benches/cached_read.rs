@@ -4,6 +4,8 @@
 //!
 //! Run: `cargo bench -p entraid-manager --bench cached_read -- --warm-up-time 1 --measurement-time 3`
 
+#![allow(clippy::expect_used, reason = "a benchmark stops on a broken set-up")]
+
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier, Mutex, RwLock};

@@ -3,6 +3,8 @@
 //!
 //! Run: `cargo bench -p entraid-testkit --bench gateway`
 
+#![allow(clippy::expect_used, reason = "tests stop on a broken set-up")]
+
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};

@@ -37,6 +37,10 @@ pub fn random_uuid() -> String {
 }
 
 /// Fills `out` with random bytes from the system's secure generator.
+#[allow(
+    clippy::expect_used,
+    reason = "the system random source does not fail on supported platforms"
+)]
 pub fn random_bytes(out: &mut [u8]) {
     use ring::rand::SecureRandom as _;
     // The system random source does not fail on supported platforms.
@@ -92,6 +96,10 @@ impl fmt::Debug for TestKey {
 macro_rules! shipped_key {
     ($fn_name:ident, $file:literal, $kid:literal, $doc:literal) => {
         #[doc = $doc]
+        #[allow(
+            clippy::expect_used,
+            reason = "the shipped keys are checked by the tests"
+        )]
         pub fn $fn_name() -> &'static TestKey {
             static KEY: LazyLock<TestKey> = LazyLock::new(|| {
                 TestKey::from_pkcs8_pem($kid, include_str!(concat!("../keys/", $file))).expect(
@@ -182,6 +190,10 @@ impl TestKey {
     }
 
     /// Signs arbitrary bytes.
+    #[allow(
+        clippy::expect_used,
+        reason = "signing with a valid key into a modulus-sized buffer cannot fail"
+    )]
     pub fn sign(&self, alg: JwsAlgorithm, message: &[u8]) -> Vec<u8> {
         let encoding: &'static dyn signature::RsaEncoding = match alg {
             JwsAlgorithm::Rs256 => &signature::RSA_PKCS1_SHA256,

@@ -1,7 +1,7 @@
 //! The managed-identity hosts: IMDS, App Service, Azure Arc, Cloud Shell and Azure ML, each with its own
 //! request rules and response shape.
 
-#![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 use std::path::PathBuf;
 

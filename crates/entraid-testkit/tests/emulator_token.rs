@@ -1,7 +1,7 @@
 //! The emulator's tenant endpoints over HTTPS: client credentials with a secret, a certificate assertion and a
 //! federated assertion; discovery and keys; Entra-shaped refusals.
 
-#![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 use std::time::Duration;
 

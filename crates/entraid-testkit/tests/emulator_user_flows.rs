@@ -1,6 +1,6 @@
 //! User flows: password (ROPC), device code, authorization code with PKCE, refresh token, on-behalf-of.
 
-#![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 use std::time::Duration;
 

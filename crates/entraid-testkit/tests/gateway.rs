@@ -2,7 +2,11 @@
 //! refusals, NOAUTH, pass-through of every command shape (pipelines, partial frames, inline commands, pub/sub in
 //! both protocols, blocking commands, MULTI), expiry and re-authentication, and the counters.
 
-#![allow(clippy::unwrap_used, reason = "tests: a failed step is a failed test")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a failed step is a failed test"
+)]
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -1,7 +1,11 @@
 //! A 3-master cluster behind gateways: topology replies and redirections name the gateways (announced ports, no
 //! rewriting), following a MOVED works, AUTH is enforced on every node, and every process is gone after drop.
 
-#![allow(clippy::unwrap_used, reason = "tests: a failed step is a failed test")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a failed step is a failed test"
+)]
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -3,7 +3,11 @@
 //! `MULTI` that never runs leaves the connection to be closed at the old token's expiry; one that runs (after
 //! `CLIENT UNBLOCK`, at `EXEC`, in a pipeline, among RESP3 pushes, after `CLIENT REPLY` changes) moves it.
 
-#![allow(clippy::unwrap_used, reason = "tests: a failed step is a failed test")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a failed step is a failed test"
+)]
 
 use std::time::Duration;
 

@@ -1,7 +1,11 @@
 //! The redis-server runner: start-up, password, logs, the missing-program error, and that no process survives
 //! its owner (dropped normally, dropped while a test panics, or owned by a whole harness).
 
-#![allow(clippy::unwrap_used, reason = "tests: a failed step is a failed test")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a failed step is a failed test"
+)]
 
 use std::path::Path;
 use std::time::Duration;

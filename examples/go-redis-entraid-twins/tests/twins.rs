@@ -1,6 +1,8 @@
 //! Every twin as a separate program against the Entra ID emulator and a redis-server behind the enforcing
 //! gateway, configured only through the environment variables the Go examples read (plus the emulator's endpoints).
 
+#![allow(clippy::expect_used, reason = "tests stop on a broken set-up")]
+
 use std::process::Command;
 
 use entraid_testkit::emulator::{App, Emulator, ManagedIdentity};

@@ -2,6 +2,8 @@
 //! ran on: a token whose wall-clock expiry has passed is never handed out, and the jump triggers a refresh. And
 //! once no valid token is held, retries come every 1-2 s, so recovery follows the endpoint's return closely.
 
+#![allow(clippy::expect_used, reason = "tests stop on a broken set-up")]
+
 use std::time::Duration;
 
 use entraid_core::Error;

@@ -1,6 +1,8 @@
 //! Refresh timing: the ratio point, the lower bound, the issuer's `refresh_in`, and one request per rotation at
 //! any token lifetime.
 
+#![allow(clippy::expect_used, reason = "tests stop on a broken set-up")]
+
 use std::time::Duration;
 
 use entraid_core::Error;

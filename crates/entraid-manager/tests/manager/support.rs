@@ -3,6 +3,8 @@
 //! Tokens are unsigned JWTs minted at call time (`oid` and `exp`), each with its own `oid` (`user-<call>`), so a
 //! test can tell tokens apart. The manager never verifies signatures.
 
+#![allow(clippy::expect_used, reason = "tests stop on a broken set-up")]
+
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
