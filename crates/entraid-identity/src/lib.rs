@@ -77,6 +77,8 @@ mod form;
 #[doc(hidden)]
 pub mod fuzzing;
 mod http;
+mod proxy;
+mod tls_roots;
 
 #[cfg(any(
     feature = "client-secret",

@@ -149,11 +149,7 @@ pub(crate) fn refresh_plan(
 
 /// Moves a refresh `after` receipt earlier by a random time in `[0, window]`, where the window is at most half of
 /// `after` (so a jittered refresh never comes at once). Never later than `after`.
-pub(crate) fn jittered(
-    after: Duration,
-    window: Duration,
-    rng: &mut crate::backoff::Rng,
-) -> Duration {
+pub(crate) fn jittered(after: Duration, window: Duration, rng: &mut crate::rng::Rng) -> Duration {
     let window = window.min(after / 2);
     if window.is_zero() {
         return after;
@@ -191,7 +187,7 @@ pub(crate) fn wall_ahead(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backoff::Rng;
+    use crate::rng::Rng;
 
     const S: fn(u64) -> Duration = Duration::from_secs;
 

@@ -145,6 +145,7 @@ mod hot;
 mod manager;
 mod options;
 mod refresh_loop;
+mod rng;
 mod state;
 mod subscription;
 pub mod telemetry;

@@ -21,9 +21,10 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until, timeout_at};
 use tracing::Instrument;
 
-use crate::backoff::{Rng, retry_delay};
+use crate::backoff::retry_delay;
 use crate::clock::{FAR, WallClock, identical_retry, jittered, later, refresh_plan, wall_ahead};
 use crate::options::RetryOptions;
+use crate::rng::Rng;
 use crate::state::{Failure, Shared, State};
 use crate::subscription::TokenEvent;
 use crate::telemetry::{self, Outcome, RequestTelemetry};

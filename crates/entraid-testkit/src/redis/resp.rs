@@ -237,6 +237,12 @@ pub fn encode_command<A: AsRef<[u8]>>(args: &[A], out: &mut BytesMut) {
         out.extend_from_slice(b"\r\n");
     }
 }
+/// Whether a request's argument is the command or keyword `name` (ASCII, case-insensitive, as redis-server reads
+/// command names).
+pub(crate) fn is(arg: &[u8], name: &str) -> bool {
+    arg.eq_ignore_ascii_case(name.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

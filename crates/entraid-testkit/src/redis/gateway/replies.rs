@@ -10,8 +10,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::registry::Shared;
-use super::session::is;
 use super::verify::{ValidToken, deadline_for};
+use crate::redis::resp::is;
 use crate::redis::scan::{Frame, ReplyScanner};
 
 /// A change to a connection's credentials state, made when the server has executed the command that asks for it.

@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 use super::registry::{LastSeen, Shared, lock};
 use super::replies::{Effect, Expect, SubKind, SubType};
 use super::verify::{Refusal, ValidToken};
-use crate::redis::resp::{Request, encode_command};
+use crate::redis::resp::{Request, encode_command, is};
 
 /// The user the gateway puts in a refused `AUTH` so that the backend answers `WRONGPASS` itself.
 pub(super) const REFUSED_USER: &str = "entraid-gateway-refused";
@@ -81,10 +81,6 @@ pub(super) struct Session {
     pub(super) to_provision: Vec<String>,
     /// See [`ClosedConnection::last_command`] and [`ClosedConnection::client_name`].
     pub(super) last: LastSeen,
-}
-
-pub(super) fn is(arg: &[u8], name: &str) -> bool {
-    arg.eq_ignore_ascii_case(name.as_bytes())
 }
 
 /// Whether redis-server accepts this client name (no spaces, newlines or other special characters).

@@ -6,6 +6,7 @@ use super::replies::*;
 use super::session::*;
 use super::verify::*;
 use super::*;
+use crate::redis::resp::is;
 use bytes::{Bytes, BytesMut};
 use entraid_core::Secret;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
