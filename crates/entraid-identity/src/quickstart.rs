@@ -25,7 +25,10 @@ macro_rules! quickstart_constructors {
             /// Arc, Cloud Shell, Azure ML or Service Fabric, detected from the environment).
             pub fn system_assigned_managed_identity()
             -> ::core::result::Result<Self, $crate::quickstart::__private::Error> {
-                Self::from_provider($crate::ManagedIdentityCredential::system_assigned()?, $options)
+                Self::from_provider(
+                    $crate::ManagedIdentityCredential::system_assigned()?,
+                    $options,
+                )
             }
 
             /// A user-assigned managed identity, by client id, object id or resource id.
