@@ -40,6 +40,7 @@ use std::time::Duration;
 mod client;
 mod cluster;
 pub mod gateway;
+mod minting;
 mod policy;
 mod resp;
 mod scan;
@@ -54,6 +55,7 @@ pub use gateway::{
     Backend, CloseReason, ClosedConnection, ConnectionInfo, Gateway, GatewayOptions, GatewayStats,
     REDIS_AUDIENCE,
 };
+pub use minting::MintingProvider;
 pub use policy::AccessPolicy;
 pub use resp::{ProtocolError, RespValue, encode_command};
 pub use server::{RedisServer, RedisServerOptions, free_port};
