@@ -52,7 +52,7 @@ pub use response::{AccessToken, IdentityProviderResponse};
 pub use secret::Secret;
 #[cfg(any(test, feature = "test-util"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
-pub use test_util::{base64url_encode, unsigned_jwt};
+pub use test_util::{base64url_encode, civil_reference, unsigned_jwt};
 pub use token::Token;
 pub use token_response::{TokenResponse, UnreadableField};
 

@@ -52,50 +52,10 @@ fn time_text() -> impl Strategy<Value = String> {
     ]
 }
 
-/// A days-since-epoch to civil date conversion written differently from the parser's (year by year from 1970),
-/// as the reference the parser is checked against.
+/// The reference calendar the parser is checked against (year by year from 1970), without the weekday.
 fn civil(unix: u64) -> (u64, u64, u64, u64, u64, u64) {
-    let (mut days, secs) = (unix / 86_400, unix % 86_400);
-    let leap = |y: u64| (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
-    let mut year = 1970;
-    // Whole 400-year cycles (146097 days) first, so this stays quick.
-    year += 400 * (days / 146_097);
-    days %= 146_097;
-    loop {
-        let len = if leap(year) { 366 } else { 365 };
-        if days < len {
-            break;
-        }
-        days -= len;
-        year += 1;
-    }
-    let months = [
-        31,
-        if leap(year) { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
-    let mut month = 0;
-    while days >= months[month] {
-        days -= months[month];
-        month += 1;
-    }
-    (
-        year,
-        month as u64 + 1,
-        days + 1,
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60,
-    )
+    let (y, mo, d, h, mi, s, _) = crate::test_util::civil_reference(unix);
+    (y, mo, d, h, mi, s)
 }
 
 fn at(seconds: u64) -> SystemTime {

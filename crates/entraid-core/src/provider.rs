@@ -160,33 +160,26 @@ impl IdentityProvider for SharedIdentityProvider {
     }
 }
 
-impl<P: IdentityProvider + ?Sized> IdentityProvider for Arc<P> {
-    fn request_token(&self) -> BoxFuture<'_, Result<IdentityProviderResponse, Error>> {
-        (**self).request_token()
-    }
+/// Implements [`IdentityProvider`] for smart pointers to a provider, forwarding every method to the pointee.
+macro_rules! forward_through_pointer {
+    ($($pointer:ident),+) => {$(
+        impl<P: IdentityProvider + ?Sized> IdentityProvider for $pointer<P> {
+            fn request_token(&self) -> BoxFuture<'_, Result<IdentityProviderResponse, Error>> {
+                (**self).request_token()
+            }
 
-    fn name(&self) -> &str {
-        (**self).name()
-    }
+            fn name(&self) -> &str {
+                (**self).name()
+            }
 
-    fn request_hint(&self) -> RequestHint {
-        (**self).request_hint()
-    }
+            fn request_hint(&self) -> RequestHint {
+                (**self).request_hint()
+            }
+        }
+    )+};
 }
 
-impl<P: IdentityProvider + ?Sized> IdentityProvider for Box<P> {
-    fn request_token(&self) -> BoxFuture<'_, Result<IdentityProviderResponse, Error>> {
-        (**self).request_token()
-    }
-
-    fn name(&self) -> &str {
-        (**self).name()
-    }
-
-    fn request_hint(&self) -> RequestHint {
-        (**self).request_hint()
-    }
-}
+forward_through_pointer!(Arc, Box);
 
 #[cfg(test)]
 mod tests {

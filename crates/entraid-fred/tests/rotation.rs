@@ -221,13 +221,13 @@ async fn outage_shorter_than_token_life_is_invisible() {
 
     // Fail every request for a while around the first refresh point (~70 % of 6 s), well inside the token's life.
     manager.ready().await.unwrap();
-    provider.failing.store(true, Ordering::SeqCst);
+    provider.set_failing(true);
     let mut status = manager.status();
     while status.consecutive_failures < 3 {
         tokio::time::sleep(Duration::from_millis(50)).await;
         status = manager.status();
     }
-    provider.failing.store(false, Ordering::SeqCst);
+    provider.set_failing(false);
     wait_rotations(&manager, 2).await;
     stop.store(true, Ordering::SeqCst);
     let (_, failed, first) = worker.await.unwrap();

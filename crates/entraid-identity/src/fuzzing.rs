@@ -138,49 +138,7 @@ mod tests {
         ]
     }
 
-    /// Year, month, day, hours, minutes, seconds and weekday (0 = Thursday, 1970-01-01) of unix seconds.
-    fn civil(unix: u64) -> (u64, u64, u64, u64, u64, u64, u64) {
-        let (days, secs) = (unix / 86_400, unix % 86_400);
-        let leap =
-            |y: u64| (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
-        let (mut year, mut left) = (1970 + 400 * (days / 146_097), days % 146_097);
-        loop {
-            let len = if leap(year) { 366 } else { 365 };
-            if left < len {
-                break;
-            }
-            left -= len;
-            year += 1;
-        }
-        let months = [
-            31,
-            if leap(year) { 29 } else { 28 },
-            31,
-            30,
-            31,
-            30,
-            31,
-            31,
-            30,
-            31,
-            30,
-            31,
-        ];
-        let mut month = 0;
-        while left >= months[month] {
-            left -= months[month];
-            month += 1;
-        }
-        (
-            year,
-            month as u64 + 1,
-            left + 1,
-            secs / 3600,
-            secs / 60 % 60,
-            secs % 60,
-            days % 7,
-        )
-    }
+    use entraid_core::civil_reference as civil;
 
     fn imf_fixdate(unix: u64) -> String {
         let (y, mo, d, h, mi, s, wd) = civil(unix);

@@ -139,6 +139,10 @@ mod on_behalf_of;
 #[cfg(any(feature = "github-actions", feature = "azure-pipelines"))]
 mod ci;
 
+#[cfg(feature = "quickstart")]
+#[doc(hidden)]
+pub mod quickstart;
+
 pub use authority::{AZURE_AUTHORITY_HOST, Authority, AuthorityHost, AuthorityKind, TenantId};
 pub use env::Env;
 pub use http::{

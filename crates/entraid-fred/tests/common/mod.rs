@@ -10,10 +10,9 @@
 )]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use entraid_core::{BoxFuture, Error, IdentityProvider, IdentityProviderResponse};
 use entraid_fred::EntraIdAuth;
 use entraid_manager::{RetryOptions, TokenEvent, TokenManager, TokenManagerOptions};
 use entraid_testkit::redis::RedisHarness;
@@ -21,47 +20,7 @@ use fred::prelude::*;
 use fred::types::RespVersion;
 use fred::types::config::{Config, ServerConfig, TlsConfig, TlsConnector};
 
-/// Mints gateway-valid tokens (RS256 by the emulator's key) with `oid` = `{prefix}-{n}`, counting requests.
-/// While `failing` is set it answers with a retryable transport error (an outage).
-#[derive(Debug)]
-pub struct MintingProvider {
-    pub prefix: String,
-    pub lifetime: Duration,
-    pub calls: AtomicU64,
-    pub failing: AtomicBool,
-}
-
-impl MintingProvider {
-    pub fn new(prefix: &str, lifetime: Duration) -> Arc<Self> {
-        Arc::new(Self {
-            prefix: prefix.to_owned(),
-            lifetime,
-            calls: AtomicU64::new(0),
-            failing: AtomicBool::new(false),
-        })
-    }
-
-    pub fn calls(&self) -> u64 {
-        self.calls.load(Ordering::SeqCst)
-    }
-}
-
-impl IdentityProvider for MintingProvider {
-    fn request_token(&self) -> BoxFuture<'_, Result<IdentityProviderResponse, Error>> {
-        Box::pin(async move {
-            let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-            if self.failing.load(Ordering::SeqCst) {
-                return Err(Error::transport("MintingProvider", "scripted outage", None));
-            }
-            let jwt = entraid_testkit::redis::token(&format!("{}-{n}", self.prefix), self.lifetime);
-            Ok(IdentityProviderResponse::raw_token(jwt))
-        })
-    }
-
-    fn name(&self) -> &str {
-        "MintingProvider"
-    }
-}
+pub use entraid_testkit::redis::MintingProvider;
 
 /// Manager options for short-lived test tokens: fast retries.
 pub fn manager_options() -> TokenManagerOptions {
@@ -163,7 +122,7 @@ pub async fn load(
     while !stop.load(Ordering::SeqCst) {
         let key = &keys[(i as usize) % keys.len()];
         i += 1;
-        let result: Result<(), fred::error::Error> = async {
+        let result: Result<(), Error> = async {
             client
                 .set::<(), _, _>(key.as_str(), i, None, None, false)
                 .await?;

@@ -11,10 +11,9 @@
 )]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use entraid_core::{BoxFuture, Error, IdentityProvider, IdentityProviderResponse};
 use entraid_manager::{RetryOptions, TokenEvent, TokenManager, TokenManagerOptions};
 use entraid_redis::EntraIdAuth;
 use entraid_testkit::redis::RedisHarness;
@@ -28,41 +27,7 @@ pub const LIFETIME: Duration = Duration::from_secs(4);
 /// Rotations each case waits for.
 pub const ROTATIONS: usize = 5;
 
-/// Mints gateway-valid tokens (RS256 by the emulator's key) with `oid` = `{prefix}-{n}`, counting requests.
-#[derive(Debug)]
-pub struct MintingProvider {
-    pub prefix: String,
-    pub lifetime: Duration,
-    pub calls: AtomicU64,
-}
-
-impl MintingProvider {
-    pub fn new(prefix: &str, lifetime: Duration) -> Arc<Self> {
-        Arc::new(Self {
-            prefix: prefix.to_owned(),
-            lifetime,
-            calls: AtomicU64::new(0),
-        })
-    }
-
-    pub fn calls(&self) -> u64 {
-        self.calls.load(Ordering::SeqCst)
-    }
-}
-
-impl IdentityProvider for MintingProvider {
-    fn request_token(&self) -> BoxFuture<'_, Result<IdentityProviderResponse, Error>> {
-        Box::pin(async move {
-            let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-            let jwt = entraid_testkit::redis::token(&format!("{}-{n}", self.prefix), self.lifetime);
-            Ok(IdentityProviderResponse::raw_token(jwt))
-        })
-    }
-
-    fn name(&self) -> &str {
-        "MintingProvider"
-    }
-}
+pub use entraid_testkit::redis::MintingProvider;
 
 /// Starts manager + adapter over a minting provider (fast retries for short-lived tokens).
 pub fn start_auth(provider: &Arc<MintingProvider>) -> EntraIdAuth {

@@ -122,13 +122,7 @@ pub(super) fn authenticate(
         };
     }
     let Some(assertion) = assertion else {
-        return Err(ctx.err(
-            401,
-            "invalid_client",
-            &[7000218],
-            "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or \
-             'client_secret'.",
-        ));
+        return Err(ctx.no_client_credential());
     };
     if ctx.req.form_param("client_assertion_type") != Some(CLIENT_ASSERTION_TYPE) {
         return Err(ctx.err(
@@ -140,12 +134,7 @@ pub(super) fn authenticate(
         ));
     }
     let Ok((_, claims, ..)) = decode_unverified(assertion) else {
-        return Err(ctx.err(
-            400,
-            "invalid_request",
-            &[50027],
-            "AADSTS50027: JWT token is invalid or malformed.",
-        ));
+        return Err(ctx.malformed_jwt());
     };
     if claims.iss() == Some(client_id) {
         verify_certificate_assertion(ctx, st, app, client_id, assertion)?;
@@ -254,12 +243,7 @@ pub(super) fn verify_federated_assertion(
     assertion: &str,
 ) -> Result<(), Resp> {
     let Ok((_, claims, ..)) = decode_unverified(assertion) else {
-        return Err(ctx.err(
-            400,
-            "invalid_request",
-            &[50027],
-            "AADSTS50027: JWT token is invalid or malformed.",
-        ));
+        return Err(ctx.malformed_jwt());
     };
     let iss = claims.iss().unwrap_or_default().to_owned();
     let sub = claims.sub().unwrap_or_default().to_owned();

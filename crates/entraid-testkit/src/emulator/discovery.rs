@@ -11,15 +11,8 @@ use crate::keys::TestKey;
 /// `GET /{tenant}/v2.0/.well-known/openid-configuration`.
 pub(crate) fn openid_configuration(inner: &Inner, tenant: &str, req: &Req) -> Resp {
     let st = inner.lock();
-    let now = inner.now_with(st.skew_secs);
     if !st.tenants.contains(tenant) {
-        let ctx = Ctx {
-            inner,
-            req,
-            tenant,
-            now,
-        };
-        return tenant_not_found(&ctx);
+        return tenant_not_found(&Ctx::new(inner, req, tenant, &st));
     }
     let base = format!("{}/{tenant}", req.base(inner));
     Resp::json(
@@ -105,14 +98,7 @@ pub(crate) fn openid_configuration(inner: &Inner, tenant: &str, req: &Req) -> Re
 pub(crate) fn keys_endpoint(inner: &Inner, tenant: &str, req: &Req) -> Resp {
     let st = inner.lock();
     if !st.tenants.contains(tenant) {
-        let now = inner.now_with(st.skew_secs);
-        let ctx = Ctx {
-            inner,
-            req,
-            tenant,
-            now,
-        };
-        return tenant_not_found(&ctx);
+        return tenant_not_found(&Ctx::new(inner, req, tenant, &st));
     }
     let mut jwk = TestKey::entra().jwk();
     if let Value::Object(map) = &mut jwk {

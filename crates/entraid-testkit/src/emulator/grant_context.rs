@@ -2,9 +2,9 @@
 
 use serde_json::Value;
 
-use super::Inner;
 use super::http::{Req, Resp};
 use super::util::{OrderedJson, utc_timestamp};
+use super::{Inner, State};
 use crate::keys::random_uuid;
 
 /// The context of one request to a tenant endpoint.
@@ -15,7 +15,17 @@ pub(super) struct Ctx<'a> {
     pub(super) now: i64,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    /// The context of `req` to `tenant`, at the emulator's time shifted by the tenant state's clock skew.
+    pub(super) fn new(inner: &'a Inner, req: &'a Req, tenant: &'a str, st: &State) -> Self {
+        Self {
+            inner,
+            req,
+            tenant,
+            now: inner.now_with(st.skew_secs),
+        }
+    }
+
     /// An Entra-shaped error: `message` starts with `AADSTSnnnnn:`.
     pub(super) fn err(&self, status: u16, error: &str, codes: &[i64], message: &str) -> Resp {
         entra_error(
@@ -39,6 +49,28 @@ impl Ctx<'_> {
             .form_param(name)
             .filter(|v| !v.is_empty())
             .ok_or_else(|| self.missing(name))
+    }
+
+    /// A confidential request that presents neither a client secret nor a client assertion (also a public client
+    /// asking for a grant only confidential clients may use).
+    pub(super) fn no_client_credential(&self) -> Resp {
+        self.err(
+            401,
+            "invalid_client",
+            &[7000218],
+            "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or \
+             'client_secret'.",
+        )
+    }
+
+    /// A JWT (client assertion or user assertion) that does not decode.
+    pub(super) fn malformed_jwt(&self) -> Resp {
+        self.err(
+            400,
+            "invalid_request",
+            &[50027],
+            "AADSTS50027: JWT token is invalid or malformed.",
+        )
     }
 
     pub(super) fn bad_secret(&self) -> Resp {

@@ -22,13 +22,7 @@ pub(super) fn client_credentials(ctx: &Ctx<'_>, st: &mut State) -> Result<Resp, 
     };
     let auth = if client.public() {
         // A public client has no credential to present.
-        return Err(ctx.err(
-            401,
-            "invalid_client",
-            &[7000218],
-            "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or \
-             'client_secret'.",
-        ));
+        return Err(ctx.no_client_credential());
     } else {
         authenticate(ctx, st, &client, &client_id)?
     };
@@ -266,13 +260,7 @@ pub(super) fn refresh_token_grant(ctx: &Ctx<'_>, st: &mut State) -> Result<Resp,
 pub(super) fn on_behalf_of(ctx: &Ctx<'_>, st: &mut State) -> Result<Resp, Resp> {
     let (client_id, client) = client_of(ctx, st)?;
     if client.public() {
-        return Err(ctx.err(
-            401,
-            "invalid_client",
-            &[7000218],
-            "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or \
-             'client_secret'.",
-        ));
+        return Err(ctx.no_client_credential());
     }
     let auth = authenticate(ctx, st, &client, &client_id)?;
     let assertion = ctx.param("assertion")?;

@@ -17,12 +17,7 @@ const GRANT_JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 pub(crate) fn token_endpoint(inner: &Inner, tenant: &str, req: &Req) -> Resp {
     let mut st = inner.lock();
     let st = &mut *st;
-    let ctx = Ctx {
-        inner,
-        req,
-        tenant,
-        now: inner.now_with(st.skew_secs),
-    };
+    let ctx = Ctx::new(inner, req, tenant, st);
     if req.method != Method::POST {
         return ctx.err(
             400,

@@ -18,12 +18,7 @@ const AUTH_CODE_LIFETIME: i64 = 600;
 pub(crate) fn devicecode_endpoint(inner: &Inner, tenant: &str, req: &Req) -> Resp {
     let mut st = inner.lock();
     let st = &mut *st;
-    let ctx = Ctx {
-        inner,
-        req,
-        tenant,
-        now: inner.now_with(st.skew_secs),
-    };
+    let ctx = Ctx::new(inner, req, tenant, st);
     if !st.tenants.contains(tenant) {
         return tenant_not_found(&ctx);
     }

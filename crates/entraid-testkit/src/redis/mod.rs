@@ -40,6 +40,7 @@ use std::time::Duration;
 mod client;
 mod cluster;
 pub mod gateway;
+mod minting;
 mod policy;
 mod reply;
 mod resp;
@@ -55,6 +56,7 @@ pub use gateway::{
     Backend, CloseReason, ClosedConnection, ConnectionInfo, Gateway, GatewayOptions, GatewayStats,
     REDIS_AUDIENCE,
 };
+pub use minting::MintingProvider;
 pub use policy::AccessPolicy;
 pub use reply::RespValue;
 pub use resp::{ProtocolError, encode_command};

@@ -78,6 +78,15 @@ fn connect(shared: &Arc<Shared>) -> RespClient {
     RespClient::from_stream(client)
 }
 
+/// AUTH as `o` with a token valid for an hour, which the gateway accepts.
+async fn auth_for_an_hour(client: &mut RespClient) {
+    let reply = client
+        .command(&["AUTH", "o", &token("o", HOUR)])
+        .await
+        .unwrap();
+    assert_eq!(reply, RespValue::Simple("OK".into()));
+}
+
 fn pong() -> RespValue {
     RespValue::Simple("PONG".into())
 }
@@ -87,11 +96,7 @@ async fn the_connection_closes_when_the_token_expires() {
     let shared = gateway();
     let mut client = connect(&shared);
     let start = Instant::now();
-    let reply = client
-        .command(&["AUTH", "o", &token("o", HOUR)])
-        .await
-        .unwrap();
-    assert_eq!(reply, RespValue::Simple("OK".into()));
+    auth_for_an_hour(&mut client).await;
     tokio::time::sleep(HOUR - Duration::from_secs(5)).await;
     assert_eq!(client.command(&["PING"]).await.unwrap(), pong());
     // Nothing else to do: paused time runs to the deadline and the gateway closes the connection.
@@ -118,10 +123,7 @@ async fn a_valid_reauth_moves_the_deadline() {
     let shared = gateway();
     let mut client = connect(&shared);
     let start = Instant::now();
-    client
-        .command(&["AUTH", "o", &token("o", HOUR)])
-        .await
-        .unwrap();
+    auth_for_an_hour(&mut client).await;
     tokio::time::sleep(Duration::from_secs(3000)).await;
     // The wall clock has not moved: this token's exp is 2 h of tokio time from now.
     let reply = client
@@ -154,10 +156,7 @@ async fn unauthenticated_and_reset_connections_have_no_deadline() {
     let mut client = connect(&shared);
     tokio::time::sleep(24 * HOUR).await;
     assert_eq!(client.command(&["PING"]).await.unwrap(), pong());
-    client
-        .command(&["AUTH", "o", &token("o", HOUR)])
-        .await
-        .unwrap();
+    auth_for_an_hour(&mut client).await;
     client.command(&["RESET"]).await.unwrap();
     tokio::time::sleep(2 * HOUR).await;
     assert_eq!(client.command(&["PING"]).await.unwrap(), pong());
@@ -169,11 +168,7 @@ async fn an_auth_behind_a_blocked_command_does_not_move_the_deadline() {
     let shared = gateway();
     let mut client = connect(&shared);
     let start = Instant::now();
-    let reply = client
-        .command(&["AUTH", "o", &token("o", HOUR)])
-        .await
-        .unwrap();
-    assert_eq!(reply, RespValue::Simple("OK".into()));
+    auth_for_an_hour(&mut client).await;
     client.send(&["BLPOP", "q", "0"]).await.unwrap();
     client
         .send(&["AUTH", "o", &token("o", 5 * HOUR)])
