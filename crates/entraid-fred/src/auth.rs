@@ -24,6 +24,7 @@ use entraid_manager::{
 };
 use fred::interfaces::ClientLike;
 
+use crate::control::ControlClients;
 use crate::credentials::EntraCredentialProvider;
 use crate::error::{ReauthError, ReauthErrorKind, token_error};
 use crate::options::ReauthOptions;
@@ -110,6 +111,8 @@ struct Inner {
     targets: Mutex<HashMap<u64, Attached>>,
     next_id: AtomicU64,
     counters: Arc<Counters>,
+    /// The control clients that interrupt blocking commands, one per deployment.
+    controls: ControlClients,
     errors: broadcast::Sender<ReauthError>,
     latest: watch::Sender<Option<Published>>,
     /// Woken whenever a worker finishes applying a token.
@@ -194,6 +197,7 @@ impl EntraIdAuth {
             targets: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             counters: Arc::default(),
+            controls: ControlClients::default(),
             errors,
             latest: watch::Sender::new(None),
             applied: Notify::new(),
@@ -263,7 +267,7 @@ impl EntraIdAuth {
             tracing::warn!(client = ?attachable, "attached client has no reconnect policy; it cannot be reconnected");
         }
         let id = self.inner().next_id.fetch_add(1, Ordering::Relaxed);
-        let target = Target::new(attachable);
+        let target = Target::new(attachable, &self.inner().controls);
         // The client may have connected with an older token than the newest one (it connected before a rotation,
         // and is attached after it): its worker applies the newest token at once, then every newer one.
         let mut latest = self.inner().latest.subscribe();
@@ -529,6 +533,7 @@ async fn apply(
         attempt += 1;
         let token = published.token.clone();
         let attempt_future = target.reauth(
+            published.generation,
             token.username(),
             token.access_token().expose_secret(),
             deadline,

@@ -6,15 +6,17 @@
 //!   `sync_cluster`, so it is not left to expire.
 //! - A connection blocked in `BLPOP`/`BRPOP`/`XREAD BLOCK` cannot run the `AUTH` until the blocking command
 //!   returns. When the `AUTH` has waited `unblock_after`, the blocking command is interrupted with
-//!   `CLIENT UNBLOCK <id> TIMEOUT`, sent from a small *control client* (built from the attached client's config,
-//!   created the first time it is needed, and re-authenticated on every rotation like any attached client). The
-//!   application sees its blocking call return as if its timeout had elapsed (nil); the `AUTH` then runs.
+//!   `CLIENT UNBLOCK <id> TIMEOUT`, sent from a small *control client* (one per deployment, shared by its attached
+//!   clients: see [`crate::control`]). The application sees its blocking call return as if its timeout had
+//!   elapsed (nil); the `AUTH` then runs.
+//! - A client that fred is reconnecting is waited for (up to `auth_timeout`) rather than skipped: a cluster client
+//!   keeps its healthy node connections through a reconnect, on the token they hold.
 //! - A [`SubscriberClient`]: on RESP3, `AUTH` works while subscribed. On RESP2 the server refuses `AUTH` in
 //!   subscribe mode, so the subscriber is reconnected (with the current token) and re-subscribed.
 //! - A [`Pool`]: each of its clients, concurrently.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use fred::clients::{Client, Pool, SubscriberClient};
@@ -23,9 +25,10 @@ use fred::interfaces::{
     AuthInterface, ClientInterface, ClientLike, ClusterInterface, EventInterface, PubsubInterface,
 };
 use fred::types::config::Server;
-use fred::types::{Builder, ClientState, ClusterHash, CustomCommand, Key, RespVersion, Value};
+use fred::types::{ClientState, ClusterHash, CustomCommand, Key, RespVersion, Value};
 use tokio::time::Instant;
 
+use crate::control::{ControlClients, ControlSlot};
 use crate::options::ReauthOptions;
 use crate::stats::Counters;
 
@@ -93,15 +96,11 @@ impl Outcome {
     };
 }
 
-/// An attached target with its lazily created control client.
+/// An attached target, with the control client it shares with the other clients of its deployment.
 pub(crate) struct Target {
     attachable: Attachable,
-    /// Created the first time a blocking command must be interrupted; replaced when it is no longer connected;
-    /// dropped for good once the server refuses `CLIENT UNBLOCK`.
-    control: tokio::sync::Mutex<Option<Client>>,
-    /// The server refused `CLIENT UNBLOCK` (`NOPERM`: the identity's access policy, e.g. Azure's Data
-    /// Contributor): blocked connections are reconnected before their token expires instead of interrupted.
-    unblock_refused: AtomicBool,
+    /// Interrupts its blocking commands (see [`crate::control`]).
+    control: Arc<ControlSlot>,
     /// The pool members whose last re-authentication failed: only they are reconnected.
     failed_members: std::sync::Mutex<Vec<usize>>,
 }
@@ -114,20 +113,16 @@ enum Unblock {
     Refused,
 }
 
-impl Drop for Target {
-    fn drop(&mut self) {
-        if let Some(control) = self.control.get_mut().take() {
-            close_in_background(control);
-        }
-    }
-}
-
 impl Target {
-    pub(crate) fn new(attachable: Attachable) -> Arc<Self> {
+    pub(crate) fn new(attachable: Attachable, controls: &ControlClients) -> Arc<Self> {
+        let control = match &attachable {
+            Attachable::Client(c) => controls.slot_for(c),
+            Attachable::Subscriber(c) => controls.slot_for(c),
+            Attachable::Pool(p) => controls.slot_for(p.next()),
+        };
         Arc::new(Self {
             attachable,
-            control: tokio::sync::Mutex::new(None),
-            unblock_refused: AtomicBool::new(false),
+            control,
             failed_members: std::sync::Mutex::new(Vec::new()),
         })
     }
@@ -141,25 +136,26 @@ impl Target {
         }
     }
 
-    /// Re-authenticates every connection of the target (and its control client) with (`username`, `password`).
-    /// `deadline` is when the connections' current token must be replaced at the latest (see
-    /// [`ReauthOptions::reconnect_margin`]).
+    /// Re-authenticates every connection of the target (and its deployment's control client) with (`username`,
+    /// `password`), the token of `generation`. `deadline` is when the connections' current token must be replaced
+    /// at the latest (see [`ReauthOptions::reconnect_margin`]).
     pub(crate) async fn reauth(
         self: &Arc<Self>,
+        generation: u64,
         username: &str,
         password: &str,
         deadline: Option<Instant>,
         options: &ReauthOptions,
         counters: &Arc<Counters>,
     ) -> Result<Outcome, FredError> {
-        self.reauth_control(username, password).await;
+        self.control.reauth(generation, username, password).await;
         match &self.attachable {
             Attachable::Client(client) => {
                 self.auth_client(client, username, password, deadline, options, counters)
                     .await
             }
             Attachable::Subscriber(subscriber) => {
-                if !is_live(subscriber) {
+                if !connected_within(subscriber, options.auth_timeout).await {
                     Ok(Outcome::SKIPPED)
                 } else if subscriber.protocol_version() == RespVersion::RESP3 {
                     self.auth_client(subscriber, username, password, deadline, options, counters)
@@ -266,11 +262,44 @@ impl Target {
     where
         C: AuthInterface + ClientInterface + ClusterInterface + ClientLike,
     {
-        if !is_live(client) {
-            // Not connected: when it connects again, fred asks the credential provider for the current token.
+        if !connected_within(client, options.auth_timeout).await {
+            // Not connected: when it connects again, fred asks the credential provider for the current token for
+            // its new connections, and its reconnect event makes the worker apply the newest token to them all.
             return Ok(Outcome::SKIPPED);
         }
+        // On a cluster the idle `CLUSTER SLOTS` backchannel is replaced with one authenticated by the current
+        // token (`sync_cluster`). Queued right behind the `AUTH` (fred's router runs its commands in order), not
+        // after the worker has seen the `AUTH`'s reply: that wake-up is what a starved fan-out is short of.
+        let sync = async {
+            if client.is_clustered()
+                && let Err(e) = client.sync_cluster().await
+            {
+                tracing::debug!(client = %client.id(), error = %e, "cluster sync after re-auth failed");
+            }
+        };
         let auth = client.auth(Some(username.to_owned()), password.to_owned());
+        let (result, ()) = tokio::join!(
+            biased;
+            self.auth_or_unblock(client, auth, deadline, options, counters),
+            sync
+        );
+        result
+    }
+
+    /// Waits for `auth` (an `AUTH` on `client`), interrupting a blocking command that holds the connection, or,
+    /// where the access policy refuses `CLIENT UNBLOCK`, waiting for the blocking command to end by itself until
+    /// `deadline` and reconnecting the client then.
+    async fn auth_or_unblock<C>(
+        &self,
+        client: &C,
+        auth: impl Future<Output = Result<(), FredError>>,
+        deadline: Option<Instant>,
+        options: &ReauthOptions,
+        counters: &Counters,
+    ) -> Result<Outcome, FredError>
+    where
+        C: ClientInterface + ClientLike,
+    {
         tokio::pin!(auth);
         let timed_out = || {
             FredError::new(
@@ -282,7 +311,7 @@ impl Target {
             Ok(result) => result,
             Err(_) => {
                 // The AUTH is queued behind something, most likely a blocking command: interrupt it.
-                let unblocked = if self.unblock_refused.load(Ordering::Relaxed) {
+                let unblocked = if self.control.refused() {
                     Unblock::Refused
                 } else {
                     match self.unblock(client).await {
@@ -337,28 +366,19 @@ impl Target {
             }
         };
         result?;
-        if client.is_clustered() {
-            // Replace the idle CLUSTER SLOTS backchannel with one authenticated by the current token.
-            if let Err(e) = client.sync_cluster().await {
-                tracing::debug!(client = %client.id(), error = %e, "cluster sync after re-auth failed");
-            }
-        }
         Ok(Outcome::REAUTHED)
     }
 
     /// Sends `CLIENT UNBLOCK <id> TIMEOUT` for each of `client`'s connections from the control client.
     async fn unblock<C: ClientInterface>(&self, client: &C) -> Result<Unblock, FredError> {
-        let control = self.control_for(client).await?;
+        let control = self.control.get(client).await?;
         let mut unblocked = 0u64;
         for (server, id) in client.connection_ids() {
             match unblock_on(&control, &server, id).await {
                 Ok(n) => unblocked += u64::try_from(n).unwrap_or(0),
                 Err(e) if is_noperm(&e) => {
-                    // Never needed again: close it rather than keep re-authenticating it.
-                    if let Some(control) = self.control.lock().await.take() {
-                        close_in_background(control);
-                    }
-                    if !self.unblock_refused.swap(true, Ordering::Relaxed) {
+                    // Never needed again: closed rather than kept re-authenticated.
+                    if self.control.refuse().await {
                         tracing::warn!(
                             client = %client.id(),
                             "the server refused CLIENT UNBLOCK (NOPERM): the identity's data access policy (e.g. \
@@ -379,66 +399,6 @@ impl Target {
             }
         }
         Ok(Unblock::Interrupted(unblocked))
-    }
-
-    /// The control client, connected: the existing one, or a new one built from `client`'s configuration (with its
-    /// reconnect policy) when there is none or it is no longer connected.
-    async fn control_for<C: ClientLike>(&self, client: &C) -> Result<Client, FredError> {
-        let mut slot = self.control.lock().await;
-        if let Some(control) = slot.as_ref().filter(|c| is_live(*c)) {
-            return Ok(control.clone());
-        }
-        if let Some(dead) = slot.take() {
-            close_in_background(dead);
-        }
-        let mut builder = Builder::from_config(client.client_config());
-        builder.set_connection_config(client.connection_config().clone());
-        builder.set_performance_config(client.perf_config());
-        if let Some(policy) = client.client_reconnect_policy() {
-            builder.set_policy(policy);
-        }
-        let control = builder.build()?;
-        control.init().await?;
-        *slot = Some(control.clone());
-        Ok(control)
-    }
-
-    /// Re-authenticates the control client like any client (`AUTH`, then a fresh cluster backchannel). A control
-    /// client that fails is closed; the next interruption builds a new one.
-    async fn reauth_control(&self, username: &str, password: &str) {
-        let Some(control) = self.control.lock().await.clone() else {
-            return;
-        };
-        if !is_live(&control) {
-            return;
-        }
-        let result = async {
-            control
-                .auth(Some(username.to_owned()), password.to_owned())
-                .await?;
-            if control.is_clustered() {
-                control.sync_cluster().await?;
-            }
-            Ok::<_, FredError>(())
-        }
-        .await;
-        if let Err(e) = result {
-            tracing::debug!(error = %e, "re-authenticating the control client failed: closing it");
-            let mut slot = self.control.lock().await;
-            if slot.as_ref().is_some_and(|c| c.id() == control.id()) {
-                slot.take();
-            }
-            close_in_background(control);
-        }
-    }
-}
-
-/// Closes a client without waiting for it.
-fn close_in_background(client: Client) {
-    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-        runtime.spawn(async move {
-            let _ = client.quit().await;
-        });
     }
 }
 
@@ -467,9 +427,27 @@ async fn unblock_on(control: &Client, server: &Server, id: i64) -> Result<i64, F
     }
 }
 
-fn is_live<C: ClientLike>(client: &C) -> bool {
-    client.state() == ClientState::Connected
+/// Whether `client` is connected, or connects within `limit`: a client that fred is reconnecting (`Connecting`)
+/// may keep its healthy connections (a cluster keeps the nodes that did not fail) on the token they hold, so the
+/// newest token must be applied once it is back, not skipped.
+async fn connected_within<C: ClientLike>(client: &C, limit: Duration) -> bool {
+    let until = Instant::now() + limit;
+    loop {
+        match client.state() {
+            ClientState::Connected => return true,
+            ClientState::Connecting if Instant::now() < until => {
+                // Woken by fred's connect notification, or checked again shortly (the state can change between
+                // the read above and the subscription inside `wait_for_connect`).
+                let slice = until.min(Instant::now() + CONNECT_POLL);
+                let _ = tokio::time::timeout_at(slice, client.wait_for_connect()).await;
+            }
+            _ => return false,
+        }
+    }
 }
+
+/// How often [`connected_within`] looks at a reconnecting client's state.
+const CONNECT_POLL: Duration = Duration::from_millis(25);
 
 /// Re-authenticates a RESP2 subscriber, which the server refuses `AUTH` while it is subscribed: unsubscribes from
 /// everything it tracks, runs `AUTH` on every connection, and subscribes again (to what it tracked before, and to

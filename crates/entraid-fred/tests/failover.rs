@@ -53,6 +53,14 @@ use tokio::task::JoinHandle;
 const LIFETIME: Duration = Duration::from_secs(4);
 /// Rotations before the change, and after it.
 const BEFORE: usize = 2;
+/// The cluster's node timeout. fred 10.1's router runs no command while it reconnects, so the `AUTH` of a token
+/// published during a failover reaches even the healthy primaries' connections only once the replica has taken
+/// over: the failover (detection after the node timeout, then the replica's election, 0.5-1 s) must end before
+/// the token those connections hold expires. The primary is killed just after a refresh, 2.8 s before the next
+/// one and 4 s before that token's expiry; with a 1.5 s node timeout the failover took 2.3-3.5 s here and often
+/// outlasted it (every client's connections to the two healthy primaries closed at once). With Azure's one-hour
+/// tokens, refreshed minutes before expiry, a failover of seconds fits many times over.
+const NODE_TIMEOUT: Duration = Duration::from_millis(600);
 const AFTER: usize = 3;
 /// A blocking timeout well inside the window between a 4 s token's refresh (2.8 s) and its reconnect deadline.
 const SHORT_BLOCK: f64 = 0.2;
@@ -233,7 +241,7 @@ async fn run(prefix: &'static str, change: Change, single_version: RespVersion) 
     let mut harness = RedisHarness::start(HarnessOptions {
         topology: Topology::Cluster { masters: 3 },
         replicas_per_master: 1,
-        cluster_node_timeout: Some(Duration::from_millis(1500)),
+        cluster_node_timeout: Some(NODE_TIMEOUT),
         access_policy: AccessPolicy::DataContributor,
         ..HarnessOptions::default()
     })

@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::{MintingProvider, builder, manager_options};
 use entraid_fred::EntraIdAuth;
 use entraid_manager::TokenManager;
-use entraid_testkit::redis::{AccessPolicy, RedisHarness};
+use entraid_testkit::redis::{AccessPolicy, HarnessOptions, RedisHarness, Topology};
 use fred::prelude::*;
 use fred::types::RespVersion;
 
@@ -339,4 +339,75 @@ async fn a_killed_control_client_recovers_and_the_next_rotation_still_unblocks()
         stats.expired().collect::<Vec<_>>()
     );
     assert_eq!(provider.calls(), manager.status().refreshes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_while_fred_reconnects_reaches_the_connections_it_kept() {
+    // A primary dies: fred's cluster client goes into its reconnect loop (`Connecting`) until a replica takes the
+    // slots over, and keeps its connections to the healthy primaries, on the token they hold. A token published in
+    // that window must reach them once the client is back, not be counted as applied to a client that was not
+    // connected (that skip left them to expire at the old token's expiry after every failover).
+    let mut harness = RedisHarness::start(HarnessOptions {
+        topology: Topology::Cluster { masters: 3 },
+        replicas_per_master: 1,
+        cluster_node_timeout: Some(Duration::from_millis(1500)),
+        access_policy: AccessPolicy::DataContributor,
+        ..HarnessOptions::default()
+    })
+    .await
+    .unwrap();
+    let provider = MintingProvider::new("failing", HOUR);
+    let manager = TokenManager::start(provider.clone(), manager_options()).unwrap();
+    let auth = EntraIdAuth::new(manager.clone());
+    let client = builder(&harness, &auth, RespVersion::RESP3)
+        .build()
+        .unwrap();
+    client.init().await.unwrap();
+    let _attached = auth.attach(&client);
+    common::settle(&auth).await;
+    let on = |harness: &RedisHarness, user: &str| {
+        let principals: Vec<_> = harness
+            .connections()
+            .into_iter()
+            .filter_map(|c| c.user)
+            .filter(|u| u.starts_with("failing-"))
+            .collect();
+        !principals.is_empty() && principals.iter().all(|u| u == user)
+    };
+    assert!(on(&harness, "failing-1"));
+
+    let primary = harness.cluster_nodes().unwrap().primaries().await.unwrap()[0];
+    harness.cluster_nodes_mut().unwrap().kill(primary);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while client.state() != ClientState::Connecting {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "fred never reconnected"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Published while fred reconnects: the client's fan-out must not skip it.
+    manager.refresh_now().await.unwrap();
+    assert_eq!(pushed_current(&auth).await, "failing-2");
+
+    // The replica takes over; fred comes back with its kept connections still on failing-1, then the adapter
+    // moves every connection to failing-2.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if client.state() == ClientState::Connected && on(&harness, "failing-2") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "connections left on the old token after fred reconnected: {:?}",
+            harness
+                .connections()
+                .iter()
+                .map(|c| c.user.clone())
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(provider.calls(), 2, "one identity request per token");
+    client.quit().await.unwrap();
 }
