@@ -637,6 +637,53 @@ async fn no_secret_of_any_flow_or_the_fred_adapter_reaches_logs_debug_or_errors(
             }
         }
     }
+    // Service Fabric: the emulator has no endpoint of its own, so its App Service path answers with scripted
+    // bodies (a token, then the four faults) over the HTTPS listener whose certificate the credential pins.
+    let sf_secret = "hygiene-SF-secret-0006";
+    let sf = mi(vec![
+        ("IDENTITY_ENDPOINT", format!("{https}/msi/token")),
+        ("IDENTITY_HEADER", sf_secret.to_owned()),
+        (
+            "IDENTITY_SERVER_THUMBPRINT",
+            emu.https_cert_thumbprint().to_owned(),
+        ),
+    ])
+    .build()
+    .unwrap();
+    let sf_token = emu.issue_token(&alice.oid, REDIS_RESOURCE).unwrap();
+    let expires_on = emu.now_unix() + 3600;
+    emu.faults(Endpoint::AppService).push(Fault::Custom {
+        status: 200,
+        content_type: "application/json".into(),
+        body: format!(
+            r#"{{"access_token":"{sf_token}","expires_on":"{expires_on}","token_type":"Bearer","resource":"{REDIS_RESOURCE}"}}"#
+        ),
+    });
+    let response = sf
+        .request_token()
+        .await
+        .unwrap_or_else(|e| panic!("Service Fabric: {e}"));
+    tokens.extend(tokens_of(&response));
+    shown.push(format!(
+        "Service Fabric: {sf:?} {sf:#?} {response:?} {response:#?}"
+    ));
+    for fault in [
+        Fault::Status(400),
+        Fault::Html(502),
+        Fault::MalformedJson,
+        Fault::ResetConnection,
+    ] {
+        emu.faults(Endpoint::AppService).push_n(fault, 8);
+        let e = sf.request_token().await.unwrap_err();
+        shown.push(format!("Service Fabric: {e} {e:?} {e:#?}"));
+        emu.faults(Endpoint::AppService).clear();
+    }
+    let sent = emu.requests_to(Endpoint::AppService);
+    assert!(
+        sent.iter().any(|r| r.header("secret").is_some()),
+        "the Service Fabric requests reached the emulator"
+    );
+
     // Refused secrets and revoked refresh tokens.
     emu.revoke_refresh_tokens(&alice.oid);
     if let Some((_, refresh)) = providers.iter().find(|(n, _)| *n == "refresh token") {
@@ -782,6 +829,7 @@ async fn no_secret_of_any_flow_or_the_fred_adapter_reaches_logs_debug_or_errors(
         api_secret.to_owned(),
         fred_app_secret.to_owned(),
         wrong_secret.to_owned(),
+        sf_secret.to_owned(),
         password.to_owned(),
         rt.clone(),
         emu.app_service_secret().to_owned(),

@@ -110,6 +110,9 @@ struct Inner {
     options: ReauthOptions,
     targets: Mutex<HashMap<u64, Attached>>,
     next_id: AtomicU64,
+    /// Bumped after each attach has inserted its target: a fan-out's measuring task looks at every target again
+    /// when it changed.
+    attach_epoch: AtomicU64,
     counters: Arc<Counters>,
     /// The control clients that interrupt blocking commands, one per deployment.
     controls: ControlClients,
@@ -165,6 +168,8 @@ impl Drop for Attachment {
         if let Some(inner) = self.inner.upgrade() {
             if let Some(attached) = inner.lock_targets().remove(&self.id) {
                 attached.worker.abort();
+                // A fan-out under way no longer waits for it.
+                attached.applied.store(u64::MAX, Ordering::SeqCst);
                 telemetry::attached(false);
             }
             inner.applied.notify_waiters();
@@ -196,6 +201,7 @@ impl EntraIdAuth {
             options,
             targets: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
+            attach_epoch: AtomicU64::new(0),
             counters: Arc::default(),
             controls: ControlClients::default(),
             errors,
@@ -318,6 +324,7 @@ impl EntraIdAuth {
                 worker: worker.abort_handle(),
             },
         );
+        self.inner().attach_epoch.fetch_add(1, Ordering::SeqCst);
         telemetry::attached(true);
         Attachment {
             id,
@@ -406,11 +413,17 @@ fn refresh_failed(inner: &Inner, error: Arc<Error>) {
 }
 
 /// Waits until every attached target has applied `generation` (or a newer one), then records the latency.
+///
+/// Woken each time a worker has applied a token, it re-checks only the targets still behind (an applied generation
+/// never goes back; a detached target counts as done), so a fan-out to `n` targets costs it O(`n`) in all rather
+/// than O(`n`) per wake-up; it looks at every target again only when one was attached meanwhile.
 async fn measure(inner: Weak<Inner>, generation: u64, started: Instant, span: Span) {
     // Holding `Inner` here is fine: dropping the last handle sets `closed` and wakes this task.
     let Some(strong) = inner.upgrade() else {
         return;
     };
+    let mut pending: Vec<Arc<AtomicU64>> = Vec::new();
+    let mut seen_epoch = None;
     loop {
         let notified = strong.applied.notified();
         tokio::pin!(notified);
@@ -418,11 +431,17 @@ async fn measure(inner: Weak<Inner>, generation: u64, started: Instant, span: Sp
         if strong.closed.load(Ordering::SeqCst) {
             return;
         }
-        let done = strong
-            .lock_targets()
-            .values()
-            .all(|a| a.applied.load(Ordering::SeqCst) >= generation);
-        if done {
+        let epoch = strong.attach_epoch.load(Ordering::SeqCst);
+        if seen_epoch != Some(epoch) {
+            pending = strong
+                .lock_targets()
+                .values()
+                .map(|a| a.applied.clone())
+                .collect();
+            seen_epoch = Some(epoch);
+        }
+        pending.retain(|applied| applied.load(Ordering::SeqCst) < generation);
+        if pending.is_empty() {
             let latency = started.elapsed();
             let superseded = strong
                 .latest
@@ -506,8 +525,8 @@ async fn work(
         held = Some(now_held);
         // The generation the target's connections now hold, not the newest published: one published while this
         // one was being applied is still to be applied (`latest` shows it changed), and until it is, the target
-        // is not up to date.
-        applied.store(generation, Ordering::SeqCst);
+        // is not up to date. (`fetch_max`: never back, and a detached target's `u64::MAX` stays.)
+        applied.fetch_max(generation, Ordering::SeqCst);
         inner.applied.notify_waiters();
     }
 }

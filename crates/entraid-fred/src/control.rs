@@ -22,10 +22,16 @@ pub(crate) struct ControlClients {
 }
 
 impl ControlClients {
-    /// The slot shared by every client that connects to the same servers as `client`.
+    /// The slot shared by every client that connects to the same servers as `client` (as the same user, over TLS
+    /// or not: a control client is built from the first such client's configuration).
     pub(crate) fn slot_for<C: ClientLike>(&self, client: &C) -> Arc<ControlSlot> {
         let config = client.client_config();
-        let key = format!("{:?}|tls={}", config.server, config.tls.is_some());
+        let key = format!(
+            "{:?}|{:?}|tls={}",
+            config.server,
+            config.username,
+            config.tls.is_some()
+        );
         self.slots
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -31,10 +31,10 @@ pub struct ReauthOptions {
     /// as if it had timed out (a nil reply). Default: 50 ms. Must be less than `auth_timeout`.
     pub unblock_after: Duration,
     /// Where the identity's access policy refuses `CLIENT UNBLOCK` (Azure's Data Contributor does; detected at
-    /// the first blocked `AUTH` and remembered per attached client, with one WARN): wait for the blocking command
-    /// to end by itself (its own timeout, or an item) until the token the connection holds is about to expire
-    /// (see `reconnect_margin`), then reconnect that client with the current token. Blocking calls with a
-    /// timeout shorter than that window never cause a reconnect. `false` leaves such a connection to the server,
+    /// the first blocked `AUTH` and remembered per deployment, i.e. the servers the client connects to, with one
+    /// WARN): wait for the blocking command to end by itself (its own timeout, or an item) until the token the
+    /// connection holds is about to expire (see `reconnect_margin`), then reconnect that client with the current
+    /// token. Blocking calls with a timeout shorter than that window never cause a reconnect. `false` leaves such a connection to the server,
     /// which closes it at expiry. Default: `true`.
     pub reconnect_blocked: bool,
     /// The first delay before re-trying a failed re-authentication; it doubles up to `retry_max_delay`.

@@ -235,13 +235,15 @@ async fn a_reconnected_subscriber_gets_no_stray_reply() {
 
 /// `BLPOP queue 0` until `"end"`; returns how many times it came back empty (interrupted).
 fn blocked_forever(client: Client) -> tokio::task::JoinHandle<u64> {
+    blocked_forever_on(client, "queue")
+}
+
+/// `BLPOP <key> 0` until `"end"`; returns how many times it came back empty (interrupted).
+fn blocked_forever_on(client: Client, key: &'static str) -> tokio::task::JoinHandle<u64> {
     tokio::spawn(async move {
         let mut interrupted = 0;
         loop {
-            match client
-                .blpop::<Option<(String, String)>, _>("queue", 0.0)
-                .await
-            {
+            match client.blpop::<Option<(String, String)>, _>(key, 0.0).await {
                 Ok(Some((_, item))) if item == "end" => return interrupted,
                 Ok(_) => interrupted += 1,
                 Err(e) if *e.kind() == ErrorKind::Timeout => interrupted += 1,
@@ -268,6 +270,91 @@ async fn unblocks_above(auth: &EntraIdAuth, than: u64) -> u64 {
     }
 }
 
+/// The (id, name) of every named server connection that belongs to none of `clients`: the control clients.
+async fn control_connections(harness: &RedisHarness, clients: &[&str]) -> Vec<(String, String)> {
+    let mut admin = harness.servers()[0].connect().await.unwrap();
+    let list = admin
+        .command(&["CLIENT", "LIST"])
+        .await
+        .unwrap()
+        .as_text()
+        .unwrap();
+    list.lines()
+        .filter_map(|line| {
+            let field = |k: &str| {
+                line.split(' ')
+                    .find_map(|f| f.strip_prefix(k))
+                    .map(str::to_owned)
+            };
+            Some((field("id=")?, field("name=")?))
+        })
+        .filter(|(_, name)| !name.is_empty() && !clients.contains(&name.as_str()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocked_clients_of_one_deployment_share_one_control_client() {
+    // Three attached clients of one Redis, each blocked in `BLPOP` with no timeout: every rotation interrupts all
+    // three, from one control connection (not one per attached client: a thousand attached clients would
+    // otherwise open a thousand more connections, each re-authenticated at every rotation).
+    let harness = RedisHarness::standalone_with(AccessPolicy::DataOwner)
+        .await
+        .unwrap();
+    let provider = MintingProvider::new("shared", Duration::from_secs(4));
+    let manager = TokenManager::start(provider.clone(), manager_options()).unwrap();
+    let auth = EntraIdAuth::new(manager.clone());
+    let mut clients = Vec::new();
+    let mut attachments = Vec::new();
+    let mut blocked = Vec::new();
+    for key in ["q0", "q1", "q2"] {
+        let client = builder(&harness, &auth, RespVersion::RESP3)
+            .build()
+            .unwrap();
+        client.init().await.unwrap();
+        attachments.push(auth.attach(&client));
+        blocked.push((key, blocked_forever_on(client.clone(), key)));
+        clients.push(client);
+    }
+    // Two rotations: each interrupts the three BLPOPs.
+    let unblocks = unblocks_above(&auth, 5).await;
+    let names: Vec<&str> = clients.iter().map(|c| c.id()).collect();
+    let control = control_connections(&harness, &names).await;
+    assert_eq!(
+        control.len(),
+        1,
+        "one shared control connection: {control:?}"
+    );
+    let unblocks = unblocks_above(&auth, unblocks + 2).await;
+    assert_eq!(
+        control_connections(&harness, &names).await,
+        control,
+        "the same control connection, re-authenticated, after {unblocks} interruptions"
+    );
+    common::settle(&auth).await;
+    let pusher = builder(&harness, &auth, RespVersion::RESP3)
+        .build()
+        .unwrap();
+    pusher.init().await.unwrap();
+    for (key, handle) in blocked {
+        let _: i64 = pusher.rpush(key, "end").await.unwrap();
+        let interrupted = tokio::time::timeout(Duration::from_secs(10), handle)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            interrupted >= 2,
+            "{key}: BLPOP interrupted {interrupted} times"
+        );
+    }
+    let stats = harness.stats();
+    assert!(
+        stats.expired().next().is_none(),
+        "closed by expiry: {:?}",
+        stats.expired().collect::<Vec<_>>()
+    );
+    assert_eq!(provider.calls(), manager.status().refreshes);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_control_client_recovers_and_the_next_rotation_still_unblocks() {
     let harness = RedisHarness::standalone_with(AccessPolicy::DataOwner)
@@ -287,25 +374,8 @@ async fn a_killed_control_client_recovers_and_the_next_rotation_still_unblocks()
 
     // Kill the control client's connection on the server (its name is neither the client's nor empty).
     let mut admin = harness.servers()[0].connect().await.unwrap();
-    let list = admin
-        .command(&["CLIENT", "LIST"])
-        .await
-        .unwrap()
-        .as_text()
-        .unwrap();
-    let control: Vec<(String, String)> = list
-        .lines()
-        .filter_map(|line| {
-            let field = |k: &str| {
-                line.split(' ')
-                    .find_map(|f| f.strip_prefix(k))
-                    .map(str::to_owned)
-            };
-            Some((field("id=")?, field("name=")?))
-        })
-        .filter(|(_, name)| !name.is_empty() && name != client.id())
-        .collect();
-    assert_eq!(control.len(), 1, "one control connection: {list}");
+    let control = control_connections(&harness, &[client.id()]).await;
+    assert_eq!(control.len(), 1, "one control connection: {control:?}");
     let (id, name) = control[0].clone();
     let reply = admin.command(&["CLIENT", "KILL", "ID", &id]).await.unwrap();
     assert_eq!(reply, entraid_testkit::redis::RespValue::Integer(1));
@@ -410,4 +480,79 @@ async fn a_rotation_while_fred_reconnects_reaches_the_connections_it_kept() {
     }
     assert_eq!(provider.calls(), 2, "one identity request per token");
     client.quit().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fan_out_waits_for_every_attached_client_and_no_longer_for_a_detached_one() {
+    // Under Data Contributor a client blocked in `BLPOP` with no timeout cannot be interrupted: with one-hour tokens
+    // its worker waits for the blocking call until shortly before the held token expires, so the fan-out is not
+    // complete. Detaching that client completes it at once (the measuring task no longer waits for it), while a
+    // second, idle client was re-authenticated all along.
+    let harness = RedisHarness::standalone_with(AccessPolicy::DataContributor)
+        .await
+        .unwrap();
+    let provider = MintingProvider::new("detach", HOUR);
+    let manager = TokenManager::start(provider.clone(), manager_options()).unwrap();
+    let auth = EntraIdAuth::new(manager.clone());
+    let idle = builder(&harness, &auth, RespVersion::RESP3)
+        .build()
+        .unwrap();
+    idle.init().await.unwrap();
+    let blocked = builder(&harness, &auth, RespVersion::RESP3)
+        .build()
+        .unwrap();
+    blocked.init().await.unwrap();
+    let _idle_attached = auth.attach(&idle);
+    let blocked_attached = auth.attach(&blocked);
+    common::settle(&auth).await;
+    let blpop = blocked_forever_on(blocked.clone(), "detach-queue");
+    // The BLPOP is blocked on the server before the rotation.
+    let mut admin = harness.servers()[0].connect().await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let list = admin.command(&["CLIENT", "LIST"]).await.unwrap();
+        if list.as_text().unwrap().contains("cmd=blpop") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "BLPOP never blocked"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    manager.refresh_now().await.unwrap();
+    assert_eq!(pushed_current(&auth).await, "detach-2");
+    // The idle client's connection moves to the new token; the blocked one cannot, so the fan-out stays open.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !harness
+        .connections()
+        .iter()
+        .any(|c| c.user.as_deref() == Some("detach-2"))
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "idle client not re-authenticated"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Longer than the blocked client's unblock attempt (50 ms, refused under Data Contributor): it now waits.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stats = auth.stats();
+    assert_eq!(
+        stats.fanouts_completed + 1,
+        stats.rotations,
+        "the fan-out waits for the blocked client: {stats:?}"
+    );
+
+    drop(blocked_attached);
+    common::settle(&auth).await;
+    // The blocked call ends with an item (fred's `quit` would wait behind it).
+    let _: i64 = idle.rpush("detach-queue", "end").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), blpop)
+        .await
+        .unwrap()
+        .unwrap();
+    blocked.quit().await.unwrap();
+    idle.quit().await.unwrap();
 }

@@ -144,7 +144,12 @@ impl TestCa {
         &self,
         names: &[&str],
     ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-        let issued = self.issue_server_cert(names)?;
+        Self::server_config_for(self.issue_server_cert(names)?)
+    }
+
+    /// A rustls server config (ring provider, TLS 1.2 and 1.3, no client auth) presenting `issued`, with ALPN
+    /// `http/1.1`.
+    pub fn server_config_for(issued: IssuedCert) -> Result<Arc<rustls::ServerConfig>, TlsError> {
         let mut config = rustls::ServerConfig::builder_with_provider(crypto_provider())
             .with_safe_default_protocol_versions()?
             .with_no_client_auth()

@@ -3,7 +3,6 @@
 //! challenge and its checks), Cloud Shell, Azure ML, and Service Fabric's pinned certificate.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use entraid_core::Error;
@@ -519,72 +518,6 @@ async fn azure_ml_with_its_secret_and_client_id() {
     );
 }
 
-/// Connects to the emulator's HTTPS listener and returns the SHA-1 thumbprint (hex) of its server certificate.
-async fn server_thumbprint(https_url: &str) -> String {
-    #[derive(Debug)]
-    struct Capture(Arc<Mutex<Vec<u8>>>, Arc<rustls::crypto::CryptoProvider>);
-    impl rustls::client::danger::ServerCertVerifier for Capture {
-        fn verify_server_cert(
-            &self,
-            end_entity: &rustls_pki_types::CertificateDer<'_>,
-            _: &[rustls_pki_types::CertificateDer<'_>],
-            _: &rustls_pki_types::ServerName<'_>,
-            _: &[u8],
-            _: rustls_pki_types::UnixTime,
-        ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-            *self.0.lock().unwrap() = end_entity.to_vec();
-            Ok(rustls::client::danger::ServerCertVerified::assertion())
-        }
-        fn verify_tls12_signature(
-            &self,
-            m: &[u8],
-            c: &rustls_pki_types::CertificateDer<'_>,
-            d: &rustls::DigitallySignedStruct,
-        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls12_signature(
-                m,
-                c,
-                d,
-                &self.1.signature_verification_algorithms,
-            )
-        }
-        fn verify_tls13_signature(
-            &self,
-            m: &[u8],
-            c: &rustls_pki_types::CertificateDer<'_>,
-            d: &rustls::DigitallySignedStruct,
-        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls13_signature(
-                m,
-                c,
-                d,
-                &self.1.signature_verification_algorithms,
-            )
-        }
-        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-            self.1.signature_verification_algorithms.supported_schemes()
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let captured = Arc::new(Mutex::new(Vec::new()));
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(Capture(captured.clone(), provider)))
-        .with_no_client_auth();
-    let addr = https_url.trim_start_matches("https://");
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
-    let _tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await
-        .unwrap();
-    let der = captured.lock().unwrap().clone();
-    let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &der);
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[tokio::test]
 async fn service_fabric_pins_the_server_certificate_thumbprint() {
     let ctx = Ctx::start().await;
@@ -592,7 +525,8 @@ async fn service_fabric_pins_the_server_certificate_thumbprint() {
         .emu
         .add_managed_identity(ManagedIdentity::system_assigned())
         .unwrap();
-    let thumbprint = server_thumbprint(ctx.emu.https_url()).await;
+    // What the HTTPS listener presents (the request below succeeds only if it is).
+    let thumbprint = ctx.emu.https_cert_thumbprint().to_owned();
     // The emulator has no Service Fabric endpoint: its App Service path answers with a scripted token, which is
     // enough to test the pinned TLS and the request.
     let endpoint = format!("{}/msi/token", ctx.emu.https_url());

@@ -21,6 +21,12 @@ impl Emulator {
         &self.inner.https_url
     }
 
+    /// The SHA-1 thumbprint (lower-case hex) of the certificate the HTTPS listener presents: what a Service Fabric
+    /// cluster puts in `IDENTITY_SERVER_THUMBPRINT` for its managed identity endpoint.
+    pub fn https_cert_thumbprint(&self) -> &str {
+        &self.inner.https_cert_sha1
+    }
+
     /// The test CA that signed the HTTPS certificate.
     pub fn ca(&self) -> &TestCa {
         &self.inner.ca

@@ -93,7 +93,9 @@ impl Emulator {
         let tenant = options.tenant_id.unwrap_or_else(random_uuid);
         check_tenant_id(&tenant)?;
         let ca = TestCa::new()?;
-        let tls_config = ca.rustls_server_config(&["127.0.0.1", "localhost"])?;
+        let issued = ca.issue_server_cert(&["127.0.0.1", "localhost"])?;
+        let https_cert_sha1 = sha1_hex(&issued.chain[0]);
+        let tls_config = TestCa::server_config_for(issued)?;
         let http = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let https = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let http_url = format!("http://127.0.0.1:{}", http.local_addr()?.port());
@@ -133,6 +135,7 @@ impl Emulator {
         let inner = Arc::new(Inner {
             http_url,
             https_url,
+            https_cert_sha1,
             ca,
             clock: Clock {
                 base_system: SystemTime::now(),
@@ -174,4 +177,14 @@ impl Emulator {
             inner,
         })
     }
+}
+
+/// The SHA-1 thumbprint of a DER certificate, lower-case hex (what Service Fabric's `IDENTITY_SERVER_THUMBPRINT`
+/// holds).
+fn sha1_hex(der: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, der)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

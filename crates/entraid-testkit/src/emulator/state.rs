@@ -80,6 +80,8 @@ pub(crate) struct State {
 pub(crate) struct Inner {
     pub(crate) http_url: String,
     pub(crate) https_url: String,
+    /// The HTTPS listener's certificate's SHA-1 thumbprint (lower-case hex).
+    pub(crate) https_cert_sha1: String,
     pub(crate) ca: TestCa,
     pub(crate) clock: Clock,
     pub(crate) default_tenant: String,
