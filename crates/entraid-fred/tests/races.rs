@@ -288,6 +288,39 @@ async fn unblocks_above(auth: &EntraIdAuth, than: u64) -> u64 {
     }
 }
 
+/// A standalone harness under Data Owner (`CLIENT UNBLOCK` allowed) and an adapter over 4 s tokens `<prefix>-N`.
+async fn unblocking_setup(
+    prefix: &str,
+) -> (
+    RedisHarness,
+    std::sync::Arc<MintingProvider>,
+    TokenManager,
+    EntraIdAuth,
+) {
+    let harness = RedisHarness::standalone_with(AccessPolicy::DataOwner)
+        .await
+        .unwrap();
+    let provider = MintingProvider::new(prefix, Duration::from_secs(4));
+    let manager = TokenManager::start(provider.clone(), manager_options()).unwrap();
+    let auth = EntraIdAuth::new(manager.clone());
+    (harness, provider, manager, auth)
+}
+
+/// No connection was closed by expiry, and each token took exactly one identity request.
+fn nothing_expired_one_request_per_token(
+    harness: &RedisHarness,
+    provider: &MintingProvider,
+    manager: &TokenManager,
+) {
+    let stats = harness.stats();
+    assert!(
+        stats.expired().next().is_none(),
+        "closed by expiry: {:?}",
+        stats.expired().collect::<Vec<_>>()
+    );
+    assert_eq!(provider.calls(), manager.status().refreshes);
+}
+
 /// The (id, name) of every named server connection that belongs to none of `clients`: the control clients.
 async fn control_connections(harness: &RedisHarness, clients: &[&str]) -> Vec<(String, String)> {
     let mut admin = harness.servers()[0].connect().await.unwrap();
@@ -315,12 +348,7 @@ async fn blocked_clients_of_one_deployment_share_one_control_client() {
     // Three attached clients of one Redis, each blocked in `BLPOP` with no timeout: every rotation interrupts all
     // three, from one control connection (not one per attached client: a thousand attached clients would
     // otherwise open a thousand more connections, each re-authenticated at every rotation).
-    let harness = RedisHarness::standalone_with(AccessPolicy::DataOwner)
-        .await
-        .unwrap();
-    let provider = MintingProvider::new("shared", Duration::from_secs(4));
-    let manager = TokenManager::start(provider.clone(), manager_options()).unwrap();
-    let auth = EntraIdAuth::new(manager.clone());
+    let (harness, provider, manager, auth) = unblocking_setup("shared").await;
     let mut clients = Vec::new();
     let mut attachments = Vec::new();
     let mut blocked = Vec::new();
@@ -364,23 +392,12 @@ async fn blocked_clients_of_one_deployment_share_one_control_client() {
             "{key}: BLPOP interrupted {interrupted} times"
         );
     }
-    let stats = harness.stats();
-    assert!(
-        stats.expired().next().is_none(),
-        "closed by expiry: {:?}",
-        stats.expired().collect::<Vec<_>>()
-    );
-    assert_eq!(provider.calls(), manager.status().refreshes);
+    nothing_expired_one_request_per_token(&harness, &provider, &manager);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_control_client_recovers_and_the_next_rotation_still_unblocks() {
-    let harness = RedisHarness::standalone_with(AccessPolicy::DataOwner)
-        .await
-        .unwrap();
-    let provider = MintingProvider::new("ctl", Duration::from_secs(4));
-    let manager = TokenManager::start(provider.clone(), manager_options()).unwrap();
-    let auth = EntraIdAuth::new(manager.clone());
+    let (harness, provider, manager, auth) = unblocking_setup("ctl").await;
     let client = builder(&harness, &auth, RespVersion::RESP3)
         .build()
         .unwrap();
@@ -420,13 +437,7 @@ async fn a_killed_control_client_recovers_and_the_next_rotation_still_unblocks()
         .unwrap()
         .unwrap();
     assert!(interrupted >= 3, "BLPOP interrupted {interrupted} times");
-    let stats = harness.stats();
-    assert!(
-        stats.expired().next().is_none(),
-        "closed by expiry: {:?}",
-        stats.expired().collect::<Vec<_>>()
-    );
-    assert_eq!(provider.calls(), manager.status().refreshes);
+    nothing_expired_one_request_per_token(&harness, &provider, &manager);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
